@@ -1,0 +1,259 @@
+"""The `kisht` command (a FlaskGroup): database, demo data, users, branches, loans, audit."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from webapp import create_app, db
+from webapp.config import INSTANCE_DIR, ROOT
+from webapp.errors import DomainError
+from webapp.permissions import SystemActor
+
+
+def main() -> None:
+    cli(prog_name="kisht")
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False, load_dotenv=False)
+def cli():
+    """Kisht — collections, day-end and asset classification for an NBFC."""
+
+
+@contextmanager
+def unit_of_work():
+    """One transaction per command: commit on success; on a refusal roll back, audit it, exit 1."""
+    session = db.new_session()
+    try:
+        yield session
+        session.commit()
+    except DomainError as error:
+        session.rollback()
+        if error.attempt is not None:
+            from webapp.services import audit
+
+            audit.record_refusal(session, error.attempt)
+            session.commit()
+        click.echo(f"error: {error.message}", err=True)
+        for field, problem in error.fields.items():
+            click.echo(f"  {field}: {problem}", err=True)
+        sys.exit(1)
+    finally:
+        session.close()
+
+
+# ---------------------------------------------------------------- db
+
+def alembic_config():
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", current_app.config["DATABASE_URL"].replace("%", "%%"))
+    config.attributes["engine"] = db.engine()
+    return config
+
+
+@cli.group("db")
+def db_group():
+    """Migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision):
+    """Migrate the database up to REVISION (default: head)."""
+    from alembic import command
+
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    command.upgrade(alembic_config(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision):
+    """Migrate the database down to REVISION ('base' removes everything)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current():
+    from alembic import command
+
+    command.current(alembic_config())
+
+
+# ---------------------------------------------------------------- demo
+
+@cli.group("demo")
+def demo_group():
+    """Demo data for development (refused in production)."""
+
+
+def _demo_allowed():
+    if current_app.config["APP_ENV"] == "production":
+        click.echo("error: demo data is never created in production", err=True)
+        sys.exit(1)
+
+
+def _print_logins(passwords: dict[str, str], url: str | None = None):
+    if url:
+        click.echo(f"\nKisht is running at {url}\n")
+    click.echo("Demo logins (development only; new passwords are made on every start):")
+    for username, password in passwords.items():
+        click.echo(f"  {username:<18} {password}")
+
+
+@demo_group.command("seed")
+@click.option("--loans", "loans_count", default=200, show_default=True)
+@with_appcontext
+def demo_seed(loans_count):
+    """Create demo branches, users and loans (or reset the demo passwords when they exist)."""
+    from webapp.services import demo
+
+    _demo_allowed()
+    with unit_of_work() as session:
+        passwords = demo.reset_passwords(session) if demo.has_demo_data(session) else demo.seed(session, loans_count=loans_count)
+    _print_logins(passwords)
+
+
+@demo_group.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.pass_context
+def demo_up(ctx, host, port):
+    """Migrate, seed demo data, print the URL and logins, and serve."""
+    from webapp.services import demo
+
+    ctx.invoke(db_upgrade)
+    _demo_allowed()
+    with unit_of_work() as session:
+        passwords = demo.reset_passwords(session) if demo.has_demo_data(session) else demo.seed(session)
+    _print_logins(passwords, f"http://{host}:{port}/")
+    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+# ---------------------------------------------------------------- branches and users
+
+@cli.group("branches")
+def branches_group():
+    """Branches."""
+
+
+@branches_group.command("create")
+@click.argument("code")
+@click.option("--name", required=True)
+@with_appcontext
+def branches_create(code, name):
+    from webapp.services import org
+
+    with unit_of_work() as session:
+        branch = org.create_branch(session, SystemActor("cli"), code=code, name=name)
+    click.echo(f"branch {branch.code} created")
+
+
+@cli.group("users")
+def users_group():
+    """Users."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["collector", "manager", "finance", "legal", "admin"]))
+@click.option("--branch", "branch_code", default=None, help="Branch code (required for collectors and managers)")
+@click.option("--name", default="")
+@with_appcontext
+def users_create(username, role, branch_code, name):
+    """Create a user; the password is read from a prompt, or from the first line of stdin."""
+    from webapp.services import org
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    with unit_of_work() as session:
+        user = org.create_user(session, SystemActor("cli"), username=username, role=role, password=password,
+                               name=name, branch_code=branch_code)
+    click.echo(f"user {user.username} ({user.role}) created")
+
+
+# ---------------------------------------------------------------- loans
+
+@cli.group("loans")
+def loans_group():
+    """Loans."""
+
+
+@loans_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def loans_import(file: Path):
+    """Import loans from a CSV file, all or nothing."""
+    from webapp.services import loans
+
+    with unit_of_work() as session:
+        try:
+            result = loans.import_csv(session, SystemActor("cli"), file.read_bytes(), filename=file.name)
+        except UnicodeDecodeError:
+            click.echo("error: the file is not UTF-8 text", err=True)
+            sys.exit(1)
+    click.echo(f"imported {result.created} loan(s)")
+
+
+@loans_group.command("show")
+@click.argument("loan_number")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@with_appcontext
+def loans_show(loan_number, as_json):
+    """Print a loan with its live position and schedule."""
+    from webapp.serializers import loan_detail
+    from webapp.services import loans
+
+    with unit_of_work() as session:
+        loan = loans.get_for(session, SystemActor("cli"), loan_number)
+        detail = loan_detail(loan, loans.live_position(loan))
+    if as_json:
+        click.echo(json.dumps(detail, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{detail['loan_number']}  {detail['borrower']['name']}  branch {detail['branch']}  "
+               f"collector {detail['collector'] or '-'}")
+    click.echo(f"principal ₹{detail['principal']} at {detail['annual_rate']}% for {detail['tenure_months']} months, "
+               f"EMI ₹{detail['emi']}")
+    click.echo(f"{detail['status']}  DPD {detail['dpd']}  {detail['asset_class']}  bucket {detail['bucket']}  "
+               f"outstanding ₹{detail['outstanding_principal']}  overdue ₹{detail['overdue_amount']}")
+    for row in detail["schedule"]:
+        click.echo(f"  {row['seq']:>3}  {row['due_date']}  {row['total_due']:>12}  paid {row['paid']:>12}  {row['status']}")
+
+
+# ---------------------------------------------------------------- audit
+
+@cli.group("audit")
+def audit_group():
+    """The audit log."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify():
+    """Check the hash chain; exit 1 at the first altered, removed or out-of-order entry."""
+    from webapp.services import audit
+
+    with unit_of_work() as session:
+        report = audit.verify_chain(session)
+    if report.ok:
+        click.echo(f"audit chain OK: {report.checked} entries verified")
+        return
+    click.echo(f"audit chain BROKEN: {report.problem} ({report.checked} entries verified before it)", err=True)
+    sys.exit(1)

@@ -1,0 +1,114 @@
+"""Settings from the environment (.env via python-dotenv), one class per APP_ENV."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = ROOT / "instance"
+
+# Secrets shorter than this, or made of one repeated character, are refused in production.
+MIN_SECRET_LENGTH = 32
+KNOWN_WEAK_SECRETS = {"dev", "secret", "changeme", "change-me", "development", "test", "kisht"}
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+class BaseConfig:
+    APP_ENV = "development"
+    TESTING = False
+
+    def __init__(self) -> None:
+        env = os.environ
+        self.SECRET_KEY = env.get("SECRET_KEY", "")
+        self.DEBUG = _bool(env.get("DEBUG"))
+        self.DATABASE_URL = env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'kisht.db'}"
+        # Empty REDIS_URL means the embedded mode: jobs in-process, limits in memory (never production).
+        self.REDIS_URL = env.get("REDIS_URL", "")
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
+        # Login and session policy.
+        self.SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 30)
+        self.LOGIN_MAX_ATTEMPTS = _int("LOGIN_MAX_ATTEMPTS", 5)
+        self.LOGIN_LOCKOUT_MINUTES = _int("LOGIN_LOCKOUT_MINUTES", 15)
+        # Ledger configuration (DESIGN.md §3, §4).
+        self.ALLOCATION_ORDER = tuple(
+            part.strip() for part in env.get("ALLOCATION_ORDER", "charges,interest,principal").split(",")
+        )
+        self.BUCKETS = env.get("BUCKETS", "0,1-30,31-60,61-90,91-180,181+")
+        self.PAGE_SIZE = _int("PAGE_SIZE", 25)
+        self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = False
+        self.SESSION_COOKIE_NAME = "kisht_session"
+        self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+        self.WTF_CSRF_HEADERS = ["X-CSRFToken"]
+
+
+class DevelopmentConfig(BaseConfig):
+    APP_ENV = "development"
+
+    def __init__(self) -> None:
+        super().__init__()
+        if not self.SECRET_KEY:
+            # A per-checkout random key so a bare machine runs without a .env; never used in production.
+            key_file = INSTANCE_DIR / "dev-secret-key"
+            INSTANCE_DIR.mkdir(exist_ok=True)
+            if not key_file.exists():
+                key_file.write_text(os.urandom(32).hex())
+            self.SECRET_KEY = key_file.read_text().strip()
+
+
+class TestConfig(BaseConfig):
+    APP_ENV = "test"
+    TESTING = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.SECRET_KEY = self.SECRET_KEY or os.urandom(32).hex()
+        self.WTF_CSRF_ENABLED = True
+
+
+class ProductionConfig(BaseConfig):
+    APP_ENV = "production"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.SESSION_COOKIE_SECURE = True
+
+
+CONFIGS = {"development": DevelopmentConfig, "test": TestConfig, "production": ProductionConfig}
+
+
+def load_config(overrides: dict | None = None):
+    """Read .env (without overriding the real environment) and build the config for APP_ENV."""
+    load_dotenv(ROOT / ".env", override=False)
+    app_env = (overrides or {}).get("APP_ENV") or os.environ.get("APP_ENV", "development")
+    if app_env not in CONFIGS:
+        raise SystemExit(f"Kisht refuses to start: APP_ENV must be one of {', '.join(CONFIGS)}, not {app_env!r}")
+    config = CONFIGS[app_env]()
+    for key, value in (overrides or {}).items():
+        setattr(config, key, value)
+    return config
+
+
+def secret_key_problem(secret: str) -> str | None:
+    """Why a SECRET_KEY is unfit for production, or None when it is fit."""
+    if not secret:
+        return "SECRET_KEY is missing"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"SECRET_KEY is weak (shorter than {MIN_SECRET_LENGTH} characters)"
+    if secret.lower() in KNOWN_WEAK_SECRETS or len(set(secret)) < 8:
+        return "SECRET_KEY is weak (too few distinct characters)"
+    return None

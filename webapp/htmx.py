@@ -1,0 +1,21 @@
+"""HTMX helpers: one partial serves the full page and the swap."""
+from __future__ import annotations
+
+import json
+
+from flask import render_template, request
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(page: str, partial: str, status: int = 200, **context):
+    """The partial alone for an HTMX request, else the page that includes it."""
+    return render_template(partial if is_htmx() else page, **context), status
+
+
+def trigger(response, event: str, detail=None):
+    """Attach an HX-Trigger event (toasts and the like) to a response."""
+    response.headers["HX-Trigger"] = json.dumps({event: detail if detail is not None else True})
+    return response

@@ -1,0 +1,160 @@
+"""THE role → permission matrix and data-scope rules (DESIGN.md §6). Everything reads this one table.
+
+Views declare what they need with @requires(Perm.X) (or @public); a test walks every route × every role
+against MATRIX. Objects outside a user's scope answer 404, never 403, so their existence is not revealed.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import wraps
+
+from flask_login import current_user
+from sqlalchemy import false, true
+
+from webapp.errors import Forbidden, Unauthorized
+
+
+class Perm(StrEnum):
+    VIEW_LOANS = "view_loans"
+    CREATE_LOANS = "create_loans"  # admin screen, CSV import; amount and schedule are fixed at creation
+    ASSIGN_COLLECTOR = "assign_collector"
+    RECORD_PAYMENT = "record_payment"
+    APPROVE_BACKDATED = "approve_backdated"
+    REQUEST_REVERSAL = "request_reversal"
+    APPROVE_REVERSAL = "approve_reversal"
+    RAISE_DISPUTE = "raise_dispute"
+    RESOLVE_DISPUTE = "resolve_dispute"
+    RECONCILE = "reconcile"
+    READ_AUDIT = "read_audit"
+    ADMINISTER = "administer"  # kill switches, users, branches, jobs, backups
+
+
+P = Perm
+MATRIX: dict[str, frozenset[Perm]] = {
+    "collector": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.RAISE_DISPUTE}),
+    "manager": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.APPROVE_BACKDATED, P.REQUEST_REVERSAL,
+                          P.APPROVE_REVERSAL, P.RAISE_DISPUTE, P.RESOLVE_DISPUTE, P.READ_AUDIT,
+                          P.ASSIGN_COLLECTOR}),
+    "finance": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.REQUEST_REVERSAL, P.APPROVE_REVERSAL,
+                          P.RAISE_DISPUTE, P.RECONCILE, P.READ_AUDIT}),
+    "legal": frozenset({P.VIEW_LOANS, P.RAISE_DISPUTE, P.RESOLVE_DISPUTE, P.READ_AUDIT}),
+    "admin": frozenset({P.VIEW_LOANS, P.CREATE_LOANS, P.ASSIGN_COLLECTOR, P.READ_AUDIT, P.ADMINISTER}),
+}
+
+# Which loans each role sees: assigned to them, their branch, all, or the NPA queue.
+LOAN_SCOPE = {"collector": "assigned", "manager": "branch", "finance": "all", "legal": "npa", "admin": "all"}
+# Which audit entries a reader sees.
+AUDIT_SCOPE = {"manager": "branch", "finance": "all", "legal": "all", "admin": "all"}
+
+
+def can(user, perm: Perm) -> bool:
+    return bool(user and getattr(user, "is_authenticated", False) and perm in MATRIX.get(user.role, ()))
+
+
+def require(user, perm: Perm) -> None:
+    if not getattr(user, "is_authenticated", False):
+        raise Unauthorized("Please sign in.")
+    if not can(user, perm):
+        raise Forbidden("You do not have permission to do that.")
+
+
+def loan_filter(user):
+    """A SQL condition selecting the loans `user` may see."""
+    from webapp.models import Loan
+
+    scope = LOAN_SCOPE.get(getattr(user, "role", None))
+    if scope == "all":
+        return true()
+    if scope == "branch":
+        return Loan.branch_id == user.branch_id
+    if scope == "assigned":
+        return Loan.collector_id == user.id
+    if scope == "npa":
+        return Loan.asset_class == "NPA"
+    return false()
+
+
+def loan_visible(user, loan) -> bool:
+    scope = LOAN_SCOPE.get(getattr(user, "role", None))
+    return (
+        scope == "all"
+        or (scope == "branch" and loan.branch_id == user.branch_id)
+        or (scope == "assigned" and loan.collector_id == user.id)
+        or (scope == "npa" and loan.asset_class == "NPA")
+    )
+
+
+def audit_filter(user):
+    from webapp.models import AuditEntry
+
+    scope = AUDIT_SCOPE.get(getattr(user, "role", None))
+    if scope == "all":
+        return true()
+    if scope == "branch":
+        return AuditEntry.branch_id == user.branch_id
+    return false()
+
+
+def requires(perm: Perm):
+    """Route decorator: signed in and holding `perm`. Recorded on the view for the route walk test."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            require(current_user, perm)
+            return view(*args, **kwargs)
+
+        wrapper.kisht_permission = perm
+        return wrapper
+
+    return decorate
+
+
+def signed_in(view):
+    """Route decorator: any signed-in user (their own home, their own logout)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not getattr(current_user, "is_authenticated", False):
+            raise Unauthorized("Please sign in.")
+        return view(*args, **kwargs)
+
+    wrapper.kisht_permission = "signed_in"
+    return wrapper
+
+
+def public(view):
+    """Route decorator: open to everyone (login page, health checks)."""
+    view.kisht_permission = "public"
+    return view
+
+
+def home_of(role: str):
+    """Route decorator: a role's own landing screen, open to that role only."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not getattr(current_user, "is_authenticated", False):
+                raise Unauthorized("Please sign in.")
+            if current_user.role != role:
+                raise Forbidden("This screen belongs to another role.")
+            return view(*args, **kwargs)
+
+        wrapper.kisht_permission = ("home", role)
+        return wrapper
+
+    return decorate
+
+
+class SystemActor:
+    """The operator at the command line or a scheduled job: admin's permissions, recorded by label."""
+
+    is_authenticated = True
+    role = "admin"
+    id = None
+    branch_id = None
+    active = True
+
+    def __init__(self, label: str = "system"):
+        self.username = label

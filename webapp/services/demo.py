@@ -1,0 +1,81 @@
+"""Demo data for development: two branches, one user per role (plus a second branch's staff), ~200 loans."""
+from __future__ import annotations
+
+import random
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from webapp import clock
+from webapp.models import User
+from webapp.permissions import SystemActor
+from webapp.services import loans, org
+from webapp.services.schedule import due_date
+
+BRANCHES = (("PUNE01", "Pune Camp"), ("NSK01", "Nashik Road"))
+# (username, role, branch code, display name)
+DEMO_USERS = (
+    ("demo.collector", "collector", "PUNE01", "Ravi Patil"),
+    ("demo.manager", "manager", "PUNE01", "Sunita Deshmukh"),
+    ("demo.finance", "finance", None, "Anil Mehta"),
+    ("demo.legal", "legal", None, "Farah Khan"),
+    ("demo.admin", "admin", None, "Kiran Rao"),
+    ("demo.collector2", "collector", "NSK01", "Ganesh Jadhav"),
+    ("demo.manager2", "manager", "NSK01", "Meera Kulkarni"),
+)
+FIRST = ("Ravi", "Sunita", "Anil", "Priya", "Mohan", "Lakshmi", "Suresh", "Kavita", "Imran", "Deepa", "Rajesh",
+         "Pooja", "Vijay", "Asha", "Sanjay", "Neha", "Arjun", "Meena", "Farhan", "Geeta")
+LAST = ("Kumar", "Devi", "Sharma", "Patil", "Joshi", "Shaikh", "Pawar", "Naik", "Reddy", "Iyer", "More",
+        "Kale", "Gupta", "Singh", "Verma")
+
+
+def has_demo_data(session: Session) -> bool:
+    return session.scalar(select(User.id).where(User.is_demo.is_(True)).limit(1)) is not None
+
+
+def seed(session: Session, *, loans_count: int = 200, seed_value: int = 7) -> dict[str, str]:
+    """Create the demo data; returns {username: password}. Passwords are random, shown once."""
+    passwords = {username: secrets.token_urlsafe(9) for username, *_ in DEMO_USERS}
+    system = SystemActor("demo-seed")
+    for code, name in BRANCHES:
+        org.create_branch(session, system, code=code, name=name)
+    users = {}
+    for username, role, branch, name in DEMO_USERS:
+        users[username] = org.create_user(session, system, username=username, role=role, password=passwords[username],
+                                          name=name, branch_code=branch, is_demo=True)
+    admin = users["demo.admin"]
+    rng = random.Random(seed_value)
+    today = clock.today_ist()
+    rows = []
+    for n in range(1, loans_count + 1):
+        branch_code, collector = ("PUNE01", "demo.collector") if n % 3 else ("NSK01", "demo.collector2")
+        age_months = rng.choice((0, 0, 1, 1, 2, 3, 4, 6, 9, 12, 18, 24))
+        disbursed = today - timedelta(days=30 * age_months + rng.randint(1, 28))
+        rows.append({
+            "loan_number": f"KL{today.year % 100:02d}{n:05d}",
+            "borrower_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            "borrower_phone": f"9{rng.randint(100000000, 999999999)}",
+            "borrower_language": rng.choice(("en", "hi", "mr")),
+            "branch_code": branch_code,
+            "collector_username": collector if rng.random() > 0.05 else "",
+            "principal": str(rng.choice((25000, 50000, 75000, 100000, 150000, 250000, 500000))),
+            "annual_rate": rng.choice(("11.5", "12", "14.75", "18", "22", "24")),
+            "tenure_months": str(rng.choice((12, 18, 24, 36, 48))),
+            "disbursed_on": disbursed.isoformat(),
+            "first_due_on": due_date(disbursed, 1).isoformat(),
+        })
+    for row in rows:
+        loans.create_loan(session, admin, row)
+    return passwords
+
+
+def reset_passwords(session: Session) -> dict[str, str]:
+    """New random passwords for the demo users (the old ones were shown once and are gone)."""
+    passwords = {}
+    for user in session.scalars(select(User).where(User.is_demo.is_(True)).order_by(User.username)):
+        passwords[user.username] = secrets.token_urlsafe(9)
+        org.set_password(session, user, passwords[user.username])
+        user.failed_logins, user.locked_until = 0, None
+    return passwords

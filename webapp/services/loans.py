@@ -1,0 +1,470 @@
+"""Loans: creation (screen, CSV import, API), scoped reads, the few allowed changes, the live position.
+
+Loan amount, rate, tenure and schedule are fixed at creation: `update_loan` refuses them by name, and
+database triggers reject a raw UPDATE or DELETE (see the foundation migration).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Mapping
+
+from flask import current_app
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from webapp import clock, money
+from webapp.errors import ImmutableFieldError, NotFound, ValidationError
+from webapp.models import Borrower, Branch, Instalment, Loan, User
+from webapp.models.loans import LANGUAGES
+from webapp.permissions import Perm, loan_filter, loan_visible, require
+from webapp.services import audit, ledger
+from webapp.services.audit import Actor, RefusedAttempt
+from webapp.services.pagination import Page, paginate
+from webapp.services.schedule import ScheduledInstalment, ScheduleError, build_schedule, emi_paise
+
+LOAN_NUMBER_RE = re.compile(r"^[A-Z0-9][A-Z0-9/_-]{2,31}$")
+PHONE_RE = re.compile(r"^[6-9]\d{9}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+EARLIEST_DATE = date(1990, 1, 1)
+MAX_RATE = Decimal("60")
+MAX_TENURE = 480
+MAX_IMPORT_ROWS = 50_000
+
+CSV_COLUMNS = ("loan_number", "borrower_name", "borrower_phone", "branch_code", "collector_username", "principal",
+               "annual_rate", "tenure_months", "disbursed_on", "first_due_on")
+CSV_OPTIONAL = ("borrower_language", "borrower_email")
+# What PATCH / the admin screen may change: the collector and the borrower's contact details.
+CHANGEABLE = ("collector_username", "borrower_phone", "borrower_email", "borrower_language")
+
+
+@dataclass(frozen=True)
+class NewLoan:
+    loan_number: str
+    borrower_name: str
+    borrower_phone: str
+    borrower_language: str
+    borrower_email: str | None
+    branch_code: str
+    collector_username: str | None
+    principal_paise: int
+    annual_rate_bps: int
+    tenure_months: int
+    disbursed_on: date
+    first_due_on: date
+
+
+# ---------------------------------------------------------------- field rules (one place for each)
+
+def normalise_phone(raw: str) -> str:
+    digits = re.sub(r"[\s\-()]", "", raw or "")
+    if digits.startswith("+91"):
+        digits = digits[3:]
+    elif len(digits) == 12 and digits.startswith("91"):
+        digits = digits[2:]
+    elif len(digits) == 11 and digits.startswith("0"):
+        digits = digits[1:]
+    if not PHONE_RE.match(digits):
+        raise ValueError("must be a 10-digit Indian mobile number starting with 6–9")
+    return digits
+
+
+def normalise_language(raw: str | None) -> str:
+    value = (raw or "").strip().lower()
+    if not value:
+        return "en"
+    for code, name in LANGUAGES.items():
+        if value in (code, name.lower()):
+            return code
+    raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
+
+
+def normalise_email(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if len(value) > 254 or not EMAIL_RE.match(value):
+        raise ValueError("is not an email address")
+    return value
+
+
+def parse_date(raw: str, *, not_after: date | None = None) -> date:
+    value = (raw or "").strip()
+    if not DATE_RE.match(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a real calendar date") from None
+    if parsed < EARLIEST_DATE:
+        raise ValueError(f"is before {EARLIEST_DATE.isoformat()}")
+    if not_after and parsed > not_after:
+        raise ValueError("cannot be in the future")
+    return parsed
+
+
+def parse_new_loan(raw: Mapping[str, str | None]) -> tuple[NewLoan | None, dict[str, str]]:
+    """Validate one loan's fields (form, CSV row or API body); returns the loan or field → problem."""
+    errors: dict[str, str] = {}
+    values: dict = {}
+
+    def field(name, rule):
+        value = raw.get(name)
+        try:
+            values[name] = rule("" if value is None else str(value).strip())
+        except (ValueError, money.MoneyError) as problem:
+            errors[name] = str(problem)
+
+    def loan_number(v):
+        v = v.upper()
+        if not LOAN_NUMBER_RE.match(v):
+            raise ValueError("must be 3–32 letters, digits, '/', '-' or '_'")
+        return v
+
+    def name(v):
+        if not v or len(v) > 120:
+            raise ValueError("is required (at most 120 characters)")
+        return v
+
+    def branch(v):
+        if not v:
+            raise ValueError("is required")
+        return v.upper()
+
+    def principal(v):
+        return money.to_paise(money.parse_rupees(v))
+
+    def rate(v):
+        try:
+            percent = Decimal(str(v))
+        except InvalidOperation:
+            raise ValueError("must be a percentage like 12.5") from None
+        if not percent.is_finite() or percent < 0 or percent > MAX_RATE:
+            raise ValueError("must be between 0 and 60 (percent a year)")
+        bps = percent * 100
+        if bps != bps.to_integral_value():
+            raise ValueError("has more than 2 decimal places")
+        return int(bps)
+
+    def tenure(v):
+        if not re.fullmatch(r"\d{1,4}", str(v)):
+            raise ValueError("must be a whole number of months")
+        months = int(v)
+        if not 1 <= months <= MAX_TENURE:
+            raise ValueError(f"must be between 1 and {MAX_TENURE} months")
+        return months
+
+    today = clock.today_ist()
+    field("loan_number", loan_number)
+    field("borrower_name", name)
+    field("borrower_phone", normalise_phone)
+    field("borrower_language", normalise_language)
+    field("borrower_email", normalise_email)
+    field("branch_code", branch)
+    field("collector_username", lambda v: v.lower() or None)
+    field("principal", principal)
+    field("annual_rate", rate)
+    field("tenure_months", tenure)
+    field("disbursed_on", lambda v: parse_date(v, not_after=today))
+    field("first_due_on", parse_date)
+    if "disbursed_on" in values and "first_due_on" in values and values["first_due_on"] < values["disbursed_on"]:
+        errors["first_due_on"] = "cannot be before the disbursal date"
+    if not errors:
+        try:
+            build_schedule(values["principal"], values["annual_rate"], values["tenure_months"], values["first_due_on"])
+        except ScheduleError as problem:
+            errors["principal"] = str(problem)
+    if errors:
+        return None, errors
+    return NewLoan(
+        loan_number=values["loan_number"], borrower_name=values["borrower_name"],
+        borrower_phone=values["borrower_phone"], borrower_language=values["borrower_language"],
+        borrower_email=values["borrower_email"], branch_code=values["branch_code"],
+        collector_username=values["collector_username"], principal_paise=values["principal"],
+        annual_rate_bps=values["annual_rate"], tenure_months=values["tenure_months"],
+        disbursed_on=values["disbursed_on"], first_due_on=values["first_due_on"],
+    ), {}
+
+
+# ---------------------------------------------------------------- creation
+
+class _Lookups:
+    """Branches, collectors, existing loan numbers and borrowers for a batch, each read once."""
+
+    def __init__(self, session: Session, loans: list[NewLoan]):
+        codes = {n.branch_code for n in loans}
+        usernames = {n.collector_username for n in loans if n.collector_username}
+        numbers = {n.loan_number for n in loans}
+        self.branches = {b.code: b for b in session.scalars(select(Branch).where(Branch.code.in_(codes)))}
+        self.collectors = {u.username: u for u in session.scalars(select(User).where(User.username.in_(usernames)))}
+        self.existing = set(session.scalars(select(Loan.loan_number).where(Loan.loan_number.in_(numbers))))
+        phones = {n.borrower_phone for n in loans}
+        self.borrowers = {
+            (b.phone, b.name.lower()): b for b in session.scalars(select(Borrower).where(Borrower.phone.in_(phones)))
+        }
+
+    def problems(self, new: NewLoan) -> dict[str, str]:
+        errors = {}
+        branch = self.branches.get(new.branch_code)
+        if branch is None:
+            errors["branch_code"] = f"no branch with code {new.branch_code}"
+        if new.collector_username:
+            collector = self.collectors.get(new.collector_username)
+            if collector is None or collector.role != "collector" or not collector.active:
+                errors["collector_username"] = f"no active collector {new.collector_username}"
+            elif branch is not None and collector.branch_id != branch.id:
+                errors["collector_username"] = f"{new.collector_username} does not work at branch {new.branch_code}"
+        if new.loan_number in self.existing:
+            errors["loan_number"] = f"loan {new.loan_number} already exists"
+        return errors
+
+
+def create_loan(session: Session, actor, raw: Mapping[str, str | None]) -> Loan:
+    require(actor, Perm.CREATE_LOANS)
+    new, errors = parse_new_loan(raw)
+    if new is None:
+        raise ValidationError("The loan is not valid.", fields=errors)
+    lookups = _Lookups(session, [new])
+    errors = lookups.problems(new)
+    if errors:
+        raise ValidationError("The loan is not valid.", fields=errors)
+    return _insert(session, actor, new, lookups)
+
+
+def _insert(session: Session, actor, new: NewLoan, lookups: _Lookups) -> Loan:
+    branch = lookups.branches[new.branch_code]
+    key = (new.borrower_phone, new.borrower_name.lower())
+    borrower = lookups.borrowers.get(key)
+    if borrower is None:
+        borrower = Borrower(name=new.borrower_name, phone=new.borrower_phone,
+                            preferred_language=new.borrower_language, email=new.borrower_email)
+        session.add(borrower)
+        lookups.borrowers[key] = borrower
+    schedule = build_schedule(new.principal_paise, new.annual_rate_bps, new.tenure_months, new.first_due_on)
+    loan = Loan(
+        loan_number=new.loan_number, borrower=borrower, branch=branch,
+        collector=lookups.collectors.get(new.collector_username) if new.collector_username else None,
+        principal_paise=new.principal_paise, annual_rate_bps=new.annual_rate_bps,
+        tenure_months=new.tenure_months, emi_paise=emi_paise(new.principal_paise, new.annual_rate_bps, new.tenure_months),
+        disbursed_on=new.disbursed_on, first_due_on=new.first_due_on,
+        created_by_id=getattr(actor, "id", None), outstanding_principal_paise=new.principal_paise, bucket="0",
+        instalments=[Instalment(seq=s.seq, due_date=s.due_date, principal_due_paise=s.principal_paise,
+                                interest_due_paise=s.interest_paise) for s in schedule],
+    )
+    session.add(loan)
+    lookups.existing.add(new.loan_number)
+    refresh_position(session, loan)
+    session.flush()
+    audit.record(session, actor, "loan.created", "loan", loan.loan_number, after=_terms(loan), branch_id=branch.id)
+    return loan
+
+
+def _terms(loan: Loan) -> dict:
+    return {
+        "loan_number": loan.loan_number, "borrower": loan.borrower.name, "branch": loan.branch.code,
+        "collector": loan.collector.username if loan.collector else None,
+        "principal": money.as_str(loan.principal_paise), "annual_rate": str(loan.annual_rate_percent),
+        "tenure_months": loan.tenure_months, "emi": money.as_str(loan.emi_paise),
+        "disbursed_on": loan.disbursed_on, "first_due_on": loan.first_due_on,
+    }
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    loan_numbers: list[str]
+
+
+def import_csv(session: Session, actor, data: bytes | str, *, filename: str = "upload.csv") -> ImportResult:
+    """All-or-nothing: every bad row is reported by row number and column, and nothing is written."""
+    require(actor, Perm.CREATE_LOANS)
+    text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise ValidationError("The file is missing required columns.",
+                              fields={"header": f"missing column(s): {', '.join(missing)}"})
+    reader.fieldnames = header
+    errors: dict[str, str] = {}
+    parsed: list[tuple[int, NewLoan]] = []
+    seen: dict[str, int] = {}
+    for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+        if row_number - 1 > MAX_IMPORT_ROWS:
+            raise ValidationError(f"The file has more than {MAX_IMPORT_ROWS} rows; split it.",
+                                  fields={"file": "too many rows"})
+        if None in row:
+            errors[f"row {row_number}"] = "has more values than the header has columns"
+            continue
+        new, row_errors = parse_new_loan(row)
+        if new is not None and new.loan_number in seen:
+            row_errors = {"loan_number": f"duplicates row {seen[new.loan_number]}"}
+        for column, problem in row_errors.items():
+            errors[f"row {row_number}, {column}"] = problem
+        if new is not None and not row_errors:
+            seen[new.loan_number] = row_number
+            parsed.append((row_number, new))
+    if not parsed and not errors:
+        raise ValidationError("The file has no loans.", fields={"file": "no data rows"})
+    lookups = _Lookups(session, [new for _, new in parsed])
+    for row_number, new in parsed:
+        for column, problem in lookups.problems(new).items():
+            errors[f"row {row_number}, {column}"] = problem
+    if errors:
+        raise ValidationError(f"Nothing was imported: {len(errors)} problem(s) in {filename}.", fields=errors)
+    numbers = [_insert(session, actor, new, lookups).loan_number for _, new in parsed]
+    audit.record(session, actor, "loans.imported", "import", filename, after={"loans": len(numbers)})
+    return ImportResult(len(numbers), numbers)
+
+
+# ---------------------------------------------------------------- reads
+
+def get_for(session: Session, actor, loan_number: str, *, lock: bool = False) -> Loan:
+    """Load and authorise: a loan outside the actor's scope is simply not found."""
+    require(actor, Perm.VIEW_LOANS)
+    query = select(Loan).where(Loan.loan_number == (loan_number or "").strip().upper())
+    if lock:
+        query = query.with_for_update(of=Loan)
+    loan = session.scalars(query).unique().one_or_none()
+    if loan is None or not loan_visible(actor, loan):
+        raise NotFound(f"No loan {loan_number}.")
+    return loan
+
+
+SORTS = {"dpd": Loan.dpd.desc(), "overdue": Loan.overdue_paise.desc(), "number": Loan.loan_number.asc(),
+         "disbursed": Loan.disbursed_on.desc()}
+
+
+def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sort: str = "dpd",
+             page: int = 1, per_page: int = 25) -> Page:
+    require(actor, Perm.VIEW_LOANS)
+    query = select(Loan).where(loan_filter(actor))
+    term = (q or "").strip()[:64]
+    if term:
+        like = f"%{term.lower()}%"
+        query = query.join(Borrower, Loan.borrower_id == Borrower.id).where(or_(
+            Loan.loan_number == term.upper(), func.lower(Borrower.name).like(like),
+            Borrower.phone == re.sub(r"\D", "", term)[-10:]))
+    if asset_class:
+        query = query.where(Loan.asset_class == asset_class)
+    query = query.order_by(SORTS.get(sort, SORTS["dpd"]), Loan.id)
+    return paginate(session, query, page, per_page)
+
+
+# ---------------------------------------------------------------- the only changes a loan accepts
+
+def update_loan(session: Session, actor, loan_number: str, changes: Mapping[str, object]) -> Loan:
+    """Reassign the collector or update the borrower's contact details; refuse anything else by name."""
+    loan = get_for(session, actor, loan_number, lock=True)
+    refused = sorted(k for k in changes if k not in CHANGEABLE)
+    if refused:
+        raise ImmutableFieldError(
+            f"These fields cannot be changed: {', '.join(refused)}.",
+            fields={k: "cannot be changed after the loan is created" for k in refused},
+            attempt=RefusedAttempt(Actor.of(actor), "loan.change_refused", "loan", loan.loan_number,
+                                   {k: str(v) for k, v in changes.items()}, loan.branch_id),
+        )
+    require(actor, Perm.ASSIGN_COLLECTOR)
+    before, after, errors = {}, {}, {}
+    borrower = loan.borrower
+    for key, value in changes.items():
+        value = "" if value is None else str(value).strip()
+        try:
+            if key == "collector_username":
+                new = _collector_for(session, loan, value)
+                before[key], after[key] = (loan.collector.username if loan.collector else None), (new.username if new else None)
+                loan.collector = new
+            elif key == "borrower_phone":
+                before[key], borrower.phone = borrower.phone, normalise_phone(value)
+                after[key] = borrower.phone
+            elif key == "borrower_email":
+                before[key], borrower.email = borrower.email, normalise_email(value)
+                after[key] = borrower.email
+            elif key == "borrower_language":
+                before[key], borrower.preferred_language = borrower.preferred_language, normalise_language(value)
+                after[key] = borrower.preferred_language
+        except ValueError as problem:
+            errors[key] = str(problem)
+    if errors:
+        raise ValidationError("The change is not valid.", fields=errors)
+    session.flush()
+    audit.record(session, actor, "loan.updated", "loan", loan.loan_number, before=before, after=after,
+                 branch_id=loan.branch_id)
+    return loan
+
+
+def _collector_for(session: Session, loan: Loan, username: str) -> User | None:
+    if not username:
+        return None
+    user = session.scalar(select(User).where(User.username == username.lower()))
+    if user is None or user.role != "collector" or not user.active:
+        raise ValueError(f"no active collector {username}")
+    if user.branch_id != loan.branch_id:
+        raise ValueError(f"{username} does not work at branch {loan.branch.code}")
+    return user
+
+
+# ---------------------------------------------------------------- the live position
+
+def schedule_of(loan: Loan) -> list[ScheduledInstalment]:
+    return [ScheduledInstalment(i.seq, i.due_date, i.principal_due_paise, i.interest_due_paise)
+            for i in loan.instalments]
+
+
+def receipts_of(loan: Loan) -> list[ledger.Receipt]:
+    """Money applied to the loan. Payments arrive with the payments ledger; until then there is none."""
+    return []
+
+
+def live_position(loan: Loan) -> ledger.Position:
+    """The last business date's day-end with every payment received so far (DESIGN.md §4)."""
+    config = current_app.config
+    return ledger.compute_position(
+        schedule_of(loan), receipts_of(loan), clock.last_business_date(),
+        receipts_until=clock.today_ist(), order=config["ALLOCATION_ORDER"], buckets=config["BUCKETS"],
+    )
+
+
+def refresh_position(session: Session, loan: Loan) -> ledger.Position:
+    """Store the live position on the loan and its instalments (derived data only)."""
+    position = live_position(loan)
+    loan.outstanding_principal_paise = position.outstanding_principal_paise
+    loan.overdue_paise = position.overdue_paise
+    loan.dpd = position.dpd
+    loan.asset_class = position.asset_class
+    loan.bucket = position.bucket
+    loan.position_date = position.as_of
+    loan.status = "CLOSED" if position.closed else "ACTIVE"
+    by_seq = {row.seq: row for row in position.instalments}
+    for instalment in loan.instalments:
+        row = by_seq[instalment.seq]
+        instalment.principal_paid_paise = row.principal_paid
+        instalment.interest_paid_paise = row.interest_paid
+        instalment.status = row.status
+    return position
+
+
+@dataclass(frozen=True)
+class ClassTotal:
+    asset_class: str
+    loans: int
+    outstanding_paise: int
+    overdue_paise: int
+
+
+def portfolio_summary(session: Session, actor) -> list[ClassTotal]:
+    """Active loans in scope by asset class: one grouped query."""
+    require(actor, Perm.VIEW_LOANS)
+    rows = session.execute(
+        select(Loan.asset_class, func.count(), func.coalesce(func.sum(Loan.outstanding_principal_paise), 0),
+               func.coalesce(func.sum(Loan.overdue_paise), 0))
+        .where(loan_filter(actor), Loan.status == "ACTIVE")
+        .group_by(Loan.asset_class)
+    ).all()
+    found = {row[0]: ClassTotal(row[0], row[1], int(row[2]), int(row[3])) for row in rows}
+    return [found.get(name, ClassTotal(name, 0, 0, 0)) for name in ledger.CLASS_NAMES]
