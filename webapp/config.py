@@ -78,6 +78,8 @@ class TestConfig(BaseConfig):
         super().__init__()
         self.SECRET_KEY = self.SECRET_KEY or os.urandom(32).hex()
         self.WTF_CSRF_ENABLED = True
+        # Cheap password hashing keeps the suite fast; the algorithm is the same as in production.
+        self.ARGON2_TIME_COST, self.ARGON2_MEMORY_KIB = 1, 1024
 
 
 class ProductionConfig(BaseConfig):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
+from flask import current_app
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,9 +18,25 @@ from webapp.models.org import BRANCH_ROLES, ROLES
 from webapp.permissions import Perm, require
 from webapp.services import audit
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so a wrong username costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("kisht-no-such-user")
+_HASHERS: dict[tuple, tuple[PasswordHasher, str]] = {}
+
+
+def _hasher_and_dummy() -> tuple[PasswordHasher, str]:
+    """Argon2id at the configured cost (argon2-cffi's RFC 9106 defaults unless the config lowers them),
+    and a hash to verify against when the username is unknown, so that costs as long as a wrong password."""
+    cost = (current_app.config.get("ARGON2_TIME_COST", 3), current_app.config.get("ARGON2_MEMORY_KIB", 65536))
+    if cost not in _HASHERS:
+        hasher = PasswordHasher(time_cost=cost[0], memory_cost=cost[1])
+        _HASHERS[cost] = (hasher, hasher.hash("kisht-no-such-user"))
+    return _HASHERS[cost]
+
+
+def _hasher() -> PasswordHasher:
+    return _hasher_and_dummy()[0]
+
+
+def _dummy_hash() -> str:
+    return _hasher_and_dummy()[1]
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 BRANCH_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,15}$")
 MIN_PASSWORD_LENGTH = 10
@@ -70,7 +87,7 @@ def create_user(
     if session.scalar(select(User.id).where(User.username == username)):
         raise Conflict(f"User {username} already exists.", fields={"username": "already exists"})
     user = User(username=username, name=(name or username).strip()[:120], role=role, branch=branch,
-                password_hash=_hasher.hash(password), is_demo=is_demo)
+                password_hash=_hasher().hash(password), is_demo=is_demo)
     session.add(user)
     session.flush()
     audit.record(session, actor, "user.created", "user", username,
@@ -83,7 +100,7 @@ def set_password(session: Session, user: User, password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError("The password is too short.",
                               fields={"password": f"must be at least {MIN_PASSWORD_LENGTH} characters"})
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = _hasher().hash(password)
     session.flush()
 
 
@@ -103,10 +120,10 @@ def authenticate(session: Session, username: str, password: str, *, max_attempts
     Returns a result rather than raising: the failure counters and audit entries must be committed.
     """
     username = (username or "").strip().lower()[:64]
-    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    user = session.scalar(select(User).where(User.username == username).with_for_update(of=User))
     now = clock.now()
     if user is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         audit.record(session, None, "login.failed", "user", username or "-", after={"reason": "unknown user"})
         return LoginResult(None, INVALID)
     if user.locked_until and user.locked_until > now:
@@ -115,7 +132,7 @@ def authenticate(session: Session, username: str, password: str, *, max_attempts
         until = clock.to_ist(user.locked_until).strftime("%H:%M")
         return LoginResult(None, f"This account is locked after repeated failed sign-ins. Try again after {until} IST.")
     if not user.active:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         audit.record(session, None, "login.refused", "user", username, after={"reason": "inactive"},
                      branch_id=user.branch_id)
         return LoginResult(None, INVALID)
@@ -139,6 +156,6 @@ def authenticate(session: Session, username: str, password: str, *, max_attempts
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password or "")
+        return _hasher().verify(password_hash, password or "")
     except (VerificationError, InvalidHashError):
         return False

@@ -66,7 +66,9 @@ def build_schedule(
             interest = _round(Decimal(balance) * r)
             principal = balance if seq == tenure_months else emi - interest
             if principal < 0 or principal > balance:
-                raise ScheduleError("the loan's terms give a negative or excess principal instalment")
+                # EMI rounding compounds; at extreme rate × tenure for a small amount it overtakes the balance.
+                raise ScheduleError("these terms cannot be scheduled exactly to the paisa "
+                                    "(amount too small for this rate and tenure)")
             balance -= principal
             rows.append(ScheduledInstalment(seq, due_date(first_due_on, seq - 1), principal, interest))
     return rows
