@@ -42,30 +42,44 @@ def database_url(backend, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def app(database_url):
+    """The app that serves the test client's requests."""
     application = create_app({"APP_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": ""})
     migrate(application)
     yield application
-    kisht_db_engine = application.extensions["kisht.engine"]
-    kisht_db_engine.dispose()
+    application.extensions["kisht.engine"].dispose()
+
+
+@pytest.fixture(scope="session")
+def service_app(app, database_url):
+    """A twin app whose context the tests hold while calling services directly.
+
+    Being a different app object, it makes every test-client request push its own app context (fresh
+    `g`, as in production) instead of joining the test's.
+    """
+    twin = create_app({"APP_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": ""})
+    twin.extensions["kisht.engine"].dispose()
+    twin.extensions["kisht.engine"] = app.extensions["kisht.engine"]
+    return twin
 
 
 @pytest.fixture()
-def db(app):
+def db(app, service_app):
     """A session inside a transaction that is rolled back after the test; requests join it."""
-    engine = app.extensions["kisht.engine"]
-    connection = engine.connect()
+    connection = app.extensions["kisht.engine"].connect()
     outer = connection.begin()
-    original = app.extensions["kisht.sessionmaker"]
+    originals = {a: a.extensions["kisht.sessionmaker"] for a in (app, service_app)}
     factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    app.extensions["kisht.sessionmaker"] = factory
-    ctx = app.app_context()
+    for application in originals:
+        application.extensions["kisht.sessionmaker"] = factory
+    ctx = service_app.app_context()
     ctx.push()
     session = kisht_db.session()
     try:
         yield session
     finally:
         ctx.pop()
-        app.extensions["kisht.sessionmaker"] = original
+        for application, original in originals.items():
+            application.extensions["kisht.sessionmaker"] = original
         outer.rollback()
         connection.close()
 
@@ -124,7 +138,7 @@ CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"|"X-C
 
 
 def csrf_token(client, path: str = "/login") -> str:
-    html = client.get(path).get_data(as_text=True)
+    html = client.get(path, follow_redirects=True).get_data(as_text=True)
     match = CSRF_RE.search(html)
     assert match, f"no CSRF token on {path}"
     return match.group(1) or match.group(2)

@@ -11,7 +11,7 @@ from flask_login import LoginManager, current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
 from webapp import clock, db, errors, logs, money
-from webapp.config import INSTANCE_DIR, ROOT, load_config, secret_key_problem
+from webapp.config import INSTANCE_DIR, ROOT, ledger_setting_problem, load_config, secret_key_problem
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -20,6 +20,9 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 def create_app(test_config: dict | None = None) -> Flask:
     config = load_config(test_config)
+    problem = ledger_setting_problem(config)
+    if problem:
+        _refuse(problem)
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=str(INSTANCE_DIR))
     app.config.from_object(config)

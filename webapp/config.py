@@ -22,7 +22,11 @@ def _bool(value: str | None, default: bool = False) -> bool:
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
+    if raw in (None, ""):
+        return default
+    if not raw.strip().isdigit():
+        raise SystemExit(f"Kisht refuses to start: {name} must be a whole number, not {raw!r}")
+    return int(raw)
 
 
 class BaseConfig:
@@ -48,6 +52,8 @@ class BaseConfig:
         self.BUCKETS = env.get("BUCKETS", "0,1-30,31-60,61-90,91-180,181+")
         self.PAGE_SIZE = _int("PAGE_SIZE", 25)
         self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+        self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
+        self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = False
@@ -113,4 +119,17 @@ def secret_key_problem(secret: str) -> str | None:
         return f"SECRET_KEY is weak (shorter than {MIN_SECRET_LENGTH} characters)"
     if secret.lower() in KNOWN_WEAK_SECRETS or len(set(secret)) < 8:
         return "SECRET_KEY is weak (too few distinct characters)"
+    return None
+
+
+def ledger_setting_problem(config) -> str | None:
+    """Why the allocation order or bucket ranges are unusable, or None."""
+    from webapp.services.ledger import COMPONENTS, parse_buckets
+
+    if sorted(config.ALLOCATION_ORDER) != sorted(COMPONENTS):
+        return f"ALLOCATION_ORDER must list each of {', '.join(COMPONENTS)} once"
+    try:
+        parse_buckets(config.BUCKETS)
+    except ValueError as problem:
+        return f"BUCKETS: {problem}"
     return None

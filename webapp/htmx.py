@@ -10,9 +10,9 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def render(page: str, partial: str, status: int = 200, **context):
+def render(page_template: str, partial_template: str, status: int = 200, **context):
     """The partial alone for an HTMX request, else the page that includes it."""
-    return render_template(partial if is_htmx() else page, **context), status
+    return render_template(partial_template if is_htmx() else page_template, **context), status
 
 
 def trigger(response, event: str, detail=None):
