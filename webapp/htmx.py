@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from flask import render_template, request
+from flask import redirect, render_template, request
 
 
 def is_htmx() -> bool:
@@ -19,3 +19,10 @@ def trigger(response, event: str, detail=None):
     """Attach an HX-Trigger event (toasts and the like) to a response."""
     response.headers["HX-Trigger"] = json.dumps({event: detail if detail is not None else True})
     return response
+
+
+def redirect_to(url: str):
+    """A redirect that HTMX follows as a full page load (a followed 302 would swap a partial in)."""
+    if is_htmx():
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url)

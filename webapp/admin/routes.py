@@ -8,7 +8,7 @@ from sqlalchemy import select
 from webapp import clock, db
 from webapp.admin.forms import AssignCollectorForm, ImportLoansForm, NewLoanForm
 from webapp.errors import ValidationError
-from webapp.htmx import render
+from webapp.htmx import redirect_to, render
 from webapp.loans.routes import loan_page_args
 from webapp.models import Branch, User
 from webapp.permissions import Perm, home_of, requires
@@ -35,7 +35,7 @@ def new_loan():
     if form.validate_on_submit():
         try:
             loan = loans.create_loan(db.session(), current_user, form.loan_fields())
-            return redirect(url_for("loans.show", number=loan.loan_number))
+            return redirect_to(url_for("loans.show", number=loan.loan_number))
         except ValidationError as error:
             db.session().rollback()
             errors = error.fields
