@@ -142,7 +142,9 @@ def demo_up(ctx, host, port):
     with unit_of_work() as session:
         passwords = demo.reset_passwords(session) if demo.has_demo_data(session) else demo.seed(session)
     _print_logins(passwords, f"http://{host}:{port}/")
-    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 # ---------------------------------------------------------------- branches and users
