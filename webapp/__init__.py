@@ -126,6 +126,7 @@ def _register_templates(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from webapp.admin.routes import bp as admin_bp
+    from webapp.approvals.routes import bp as approvals_bp
     from webapp.audit_log.routes import bp as audit_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.collector.routes import bp as collector_bp
@@ -134,7 +135,9 @@ def _register_blueprints(app: Flask) -> None:
     from webapp.legal.routes import bp as legal_bp
     from webapp.loans.routes import bp as loans_bp
     from webapp.manager.routes import bp as manager_bp
+    from webapp.payments.routes import bp as payments_bp
 
-    for blueprint in (auth_bp, health_bp, loans_bp, collector_bp, manager_bp, finance_bp, legal_bp, admin_bp, audit_bp):
+    for blueprint in (auth_bp, health_bp, loans_bp, collector_bp, manager_bp, finance_bp, legal_bp, admin_bp, audit_bp,
+                      payments_bp, approvals_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(health_bp)

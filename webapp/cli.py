@@ -221,11 +221,11 @@ def loans_import(file: Path):
 def loans_show(loan_number, as_json):
     """Print a loan with its live position and schedule."""
     from webapp.serializers import loan_detail
-    from webapp.services import loans
+    from webapp.services import loans, payments, replay
 
     with unit_of_work() as session:
         loan = loans.get_for(session, SystemActor("cli"), loan_number)
-        detail = loan_detail(loan, loans.live_position(loan))
+        detail = loan_detail(loan, replay.live_position(session, loan), payments.history(session, loan))
     if as_json:
         click.echo(json.dumps(detail, indent=2, ensure_ascii=False))
         return

@@ -24,3 +24,8 @@ def last_business_date() -> date:
 
 def to_ist(moment: datetime) -> datetime:
     return moment.astimezone(IST)
+
+
+def start_of_ist_day(day: date, plus_days: int = 0) -> datetime:
+    """The instant an IST calendar day begins (for filtering timestamps by business date)."""
+    return datetime.combine(day + timedelta(days=plus_days), datetime.min.time(), tzinfo=IST)

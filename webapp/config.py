@@ -50,6 +50,8 @@ class BaseConfig:
             part.strip() for part in env.get("ALLOCATION_ORDER", "charges,interest,principal").split(",")
         )
         self.BUCKETS = env.get("BUCKETS", "0,1-30,31-60,61-90,91-180,181+")
+        # A payment whose value date is more than this many days before today (IST) waits for a manager.
+        self.BACKDATE_APPROVAL_DAYS = _int("BACKDATE_APPROVAL_DAYS", 7)
         self.PAGE_SIZE = _int("PAGE_SIZE", 25)
         self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)

@@ -100,3 +100,9 @@ def _close_session(_exc=None) -> None:
     db_session = g.pop("db_session", None)
     if db_session is not None:
         db_session.close()
+
+
+def rollback_request() -> None:
+    """Discard what this request wrote; the request will not commit."""
+    g.rollback = True
+    session().rollback()

@@ -110,6 +110,24 @@ def requires(perm: Perm):
     return decorate
 
 
+def requires_any(*perms: Perm):
+    """Route decorator: signed in and holding at least one of `perms` (a shared screen like the inbox)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not getattr(current_user, "is_authenticated", False):
+                raise Unauthorized("Please sign in.")
+            if not any(can(current_user, perm) for perm in perms):
+                raise Forbidden("You do not have permission to do that.")
+            return view(*args, **kwargs)
+
+        wrapper.kisht_permission = ("any", perms)
+        return wrapper
+
+    return decorate
+
+
 def signed_in(view):
     """Route decorator: any signed-in user (their own home, their own logout)."""
 

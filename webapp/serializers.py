@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 from webapp.money import as_str
-from webapp.models import Loan
+from webapp.models import Loan, Payment
+from webapp.services.payments import reversed_paise
 from webapp.services.ledger import Position
 
 
-def loan_detail(loan: Loan, position: Position) -> dict:
-    """A loan with its live position and schedule (the `kisht loans show --json` shape)."""
+def payment_summary(payment: Payment) -> dict:
+    return {
+        "reference": payment.reference, "amount": as_str(payment.amount_paise), "mode": payment.mode,
+        "utr": payment.utr, "receipt_number": payment.receipt_number, "value_date": payment.value_date.isoformat(),
+        "status": payment.status, "reversed": as_str(reversed_paise(payment)),
+        "created_at": payment.created_at.isoformat(),
+    }
+
+
+def loan_detail(loan: Loan, position: Position, payments: list[Payment]) -> dict:
+    """A loan with its live position, schedule and payments (the `kisht loans show --json` shape)."""
     return {
         "loan_number": loan.loan_number,
         "borrower": {"name": loan.borrower.name, "phone": loan.borrower.phone,
@@ -42,4 +52,5 @@ def loan_detail(loan: Loan, position: Position) -> dict:
             }
             for row in position.instalments
         ],
+        "payments": [payment_summary(p) for p in payments],
     }

@@ -24,6 +24,8 @@ def expected_allowed(declared, role: str) -> bool:
         return True
     if isinstance(declared, tuple) and declared[0] == "home":
         return declared[1] == role
+    if isinstance(declared, tuple) and declared[0] == "any":
+        return any(perm in MATRIX[role] for perm in declared[1])
     return Perm(declared) in MATRIX[role]
 
 

@@ -7,7 +7,8 @@ from flask_login import current_user
 from webapp import db
 from webapp.htmx import render
 from webapp.permissions import Perm, requires
-from webapp.services import loans
+from webapp.payments.forms import ReversalForm
+from webapp.services import loans, payments, replay
 from webapp.services.pagination import clamp
 
 bp = Blueprint("loans", __name__, url_prefix="/loans")
@@ -31,6 +32,8 @@ def index():
 @bp.get("/<number>")
 @requires(Perm.VIEW_LOANS)
 def show(number: str):
-    loan = loans.get_for(db.session(), current_user, number)
-    position = loans.live_position(loan)
-    return render("loans/show.html", "loans/_position.html", loan=loan, position=position)
+    session = db.session()
+    loan = loans.get_for(session, current_user, number)
+    position = replay.live_position(session, loan)
+    return render("loans/show.html", "loans/_position.html", loan=loan, position=position,
+                  history=payments.history(session, loan), reversal_form=ReversalForm(formdata=None))

@@ -2,5 +2,7 @@
 from webapp.models.audit import AuditChainHead, AuditEntry
 from webapp.models.loans import Borrower, Instalment, Loan
 from webapp.models.org import Branch, User
+from webapp.models.payments import Allocation, Approval, IdempotencyRecord, Payment, Reversal
 
-__all__ = ["AuditChainHead", "AuditEntry", "Borrower", "Branch", "Instalment", "Loan", "User"]
+__all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "IdempotencyRecord",
+           "Instalment", "Loan", "Payment", "Reversal", "User"]

@@ -13,7 +13,6 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
-from flask import current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -22,10 +21,10 @@ from webapp.errors import ImmutableFieldError, NotFound, ValidationError
 from webapp.models import Borrower, Branch, Instalment, Loan, User
 from webapp.models.loans import LANGUAGES
 from webapp.permissions import Perm, loan_filter, loan_visible, require
-from webapp.services import audit, ledger
+from webapp.services import audit, ledger, replay
 from webapp.services.audit import Actor, RefusedAttempt
 from webapp.services.pagination import Page, paginate
-from webapp.services.schedule import ScheduledInstalment, ScheduleError, build_schedule, emi_paise
+from webapp.services.schedule import ScheduleError, build_schedule, emi_paise
 
 LOAN_NUMBER_RE = re.compile(r"^[A-Z0-9][A-Z0-9/_-]{2,31}$")
 PHONE_RE = re.compile(r"^[6-9]\d{9}$")
@@ -258,8 +257,8 @@ def _insert(session: Session, actor, new: NewLoan, lookups: _Lookups) -> Loan:
     )
     session.add(loan)
     lookups.existing.add(new.loan_number)
-    refresh_position(session, loan)
     session.flush()
+    replay.replay(session, loan)
     audit.record(session, actor, "loan.created", "loan", loan.loan_number, after=_terms(loan), branch_id=branch.id)
     return loan
 
@@ -407,46 +406,6 @@ def _collector_for(session: Session, loan: Loan, username: str) -> User | None:
     if user.branch_id != loan.branch_id:
         raise ValueError(f"{username} does not work at branch {loan.branch.code}")
     return user
-
-
-# ---------------------------------------------------------------- the live position
-
-def schedule_of(loan: Loan) -> list[ScheduledInstalment]:
-    return [ScheduledInstalment(i.seq, i.due_date, i.principal_due_paise, i.interest_due_paise)
-            for i in loan.instalments]
-
-
-def receipts_of(loan: Loan) -> list[ledger.Receipt]:
-    """Money applied to the loan. Payments arrive with the payments ledger; until then there is none."""
-    return []
-
-
-def live_position(loan: Loan) -> ledger.Position:
-    """The last business date's day-end with every payment received so far (DESIGN.md §4)."""
-    config = current_app.config
-    return ledger.compute_position(
-        schedule_of(loan), receipts_of(loan), clock.last_business_date(),
-        receipts_until=clock.today_ist(), order=config["ALLOCATION_ORDER"], buckets=config["BUCKETS"],
-    )
-
-
-def refresh_position(session: Session, loan: Loan) -> ledger.Position:
-    """Store the live position on the loan and its instalments (derived data only)."""
-    position = live_position(loan)
-    loan.outstanding_principal_paise = position.outstanding_principal_paise
-    loan.overdue_paise = position.overdue_paise
-    loan.dpd = position.dpd
-    loan.asset_class = position.asset_class
-    loan.bucket = position.bucket
-    loan.position_date = position.as_of
-    loan.status = "CLOSED" if position.closed else "ACTIVE"
-    by_seq = {row.seq: row for row in position.instalments}
-    for instalment in loan.instalments:
-        row = by_seq[instalment.seq]
-        instalment.principal_paid_paise = row.principal_paid
-        instalment.interest_paid_paise = row.interest_paid
-        instalment.status = row.status
-    return position
 
 
 @dataclass(frozen=True)
