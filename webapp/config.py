@@ -40,6 +40,9 @@ class BaseConfig:
         self.DATABASE_URL = env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'kisht.db'}"
         # Empty REDIS_URL means the embedded mode: jobs in-process, limits in memory (never production).
         self.REDIS_URL = env.get("REDIS_URL", "")
+        # PostgreSQL connections per process: keep (workers × threads) within the server's max_connections.
+        self.DB_POOL_SIZE = _int("DB_POOL_SIZE", 10)
+        self.DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 20)
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         # Login and session policy.
         self.SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 30)

@@ -74,7 +74,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def init_app(app) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(app.config["DATABASE_URL"], **(
+        {} if app.config["DATABASE_URL"].startswith("sqlite")
+        else {"pool_size": app.config["DB_POOL_SIZE"], "max_overflow": app.config["DB_MAX_OVERFLOW"]}))
     app.extensions["kisht.engine"] = engine
     app.extensions["kisht.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)

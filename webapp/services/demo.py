@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp import clock
-from webapp.models import User
+from webapp.models import Loan, Payment, User
 from webapp.permissions import SystemActor
-from webapp.services import loans, org
+from webapp.services import approvals, loans, org, payments
 from webapp.services.schedule import due_date
 
 BRANCHES = (("PUNE01", "Pune Camp"), ("NSK01", "Nashik Road"))
@@ -67,8 +67,57 @@ def seed(session: Session, *, loans_count: int = 200, seed_value: int = 7) -> di
             "first_due_on": due_date(disbursed, 1).isoformat(),
         })
     for row in rows:
-        loans.create_loan(session, admin, row)
+        loan = loans.create_loan(session, admin, row)
+        history = _payment_history(rng, loan, today)
+        if history:
+            payments.record_history(session, system, loan.loan_number, history)
+    _inbox_items(session, rng, users, today)
     return passwords
+
+
+def _inbox_items(session: Session, rng: random.Random, users: dict, today) -> None:
+    """A few backdated entries and a reversal request, so the managers' inbox has work in it."""
+    collector = users["demo.collector"]
+    overdue = session.scalars(select(Loan).where(Loan.collector_id == collector.id, Loan.overdue_paise > 0)
+                              .order_by(Loan.id).limit(3)).all()
+    for loan in overdue:
+        payments.record_payment(session, collector, loan.loan_number, {
+            "amount": f"{loan.emi_paise // 100}.{loan.emi_paise % 100:02d}", "mode": "UPI",
+            "reference": "".join(rng.choice("0123456789") for _ in range(12)),
+            "value_date": (today - timedelta(days=10)).isoformat()})
+    posted = session.scalar(select(Payment).join(Loan).where(Payment.status == "POSTED", Loan.branch_id ==
+                                                             collector.branch_id).order_by(Payment.id.desc()).limit(1))
+    if posted is not None:
+        approvals.request_reversal(session, users["demo.finance"], posted.reference,
+                                   {"reason": "CHEQUE_BOUNCE", "note": "Returned unpaid: funds insufficient"})
+
+
+# How borrowers behave in the demo: (share, what they pay of each EMI, days late).
+PROFILES = (("punctual", 0.45), ("late", 0.2), ("partial", 0.15), ("stopped", 0.12), ("never", 0.08))
+
+
+def _payment_history(rng: random.Random, loan, today) -> list[dict]:
+    profile = rng.choices([p for p, _ in PROFILES], weights=[w for _, w in PROFILES])[0]
+    due = [i for i in loan.instalments if i.due_date < today]
+    if profile == "never" or not due:
+        return []
+    stop_after = rng.randint(0, max(0, len(due) - 3)) if profile == "stopped" else len(due)
+    entries = []
+    for number, instalment in enumerate(due[:stop_after]):
+        late = rng.randint(0, 3) if profile in ("punctual", "partial", "stopped") else rng.randint(10, 45)
+        paid_on = min(instalment.due_date + timedelta(days=late), today)
+        share = rng.choice((50, 60, 75)) if profile == "partial" else 100
+        amount = instalment.total_due_paise * share // 100
+        mode = rng.choice(("UPI", "UPI", "NEFT", "CASH", "IMPS"))
+        entry = {"amount": f"{amount // 100}.{amount % 100:02d}", "mode": mode, "value_date": paid_on.isoformat()}
+        if mode == "CASH":
+            entry["receipt_number"] = f"{loan.branch.code}/{loan.id:04d}/{number + 1:03d}"
+        elif mode == "NEFT":
+            entry["reference"] = "KSHT" + "".join(rng.choice("0123456789") for _ in range(12))
+        else:
+            entry["reference"] = "".join(rng.choice("0123456789") for _ in range(12))
+        entries.append(entry)
+    return entries
 
 
 def reset_passwords(session: Session) -> dict[str, str]:

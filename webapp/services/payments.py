@@ -162,6 +162,32 @@ def record_payment(session: Session, actor, loan_number: str, raw: Mapping[str, 
     return Booked(payment, None, after)
 
 
+def record_history(session: Session, actor, loan_number: str, entries: list[Mapping[str, object]]) -> list[Payment]:
+    """Take over a loan's past payments (e.g. from the tracker at go-live): validated like any payment,
+    posted without the backdating approval because they were collected before the system existed."""
+    require(actor, Perm.ADMINISTER)
+    loan = loans.get_for(session, actor, loan_number, lock=True)
+    today = clock.today_ist()
+    booked = []
+    for raw in entries:
+        entry = parse_payment(raw, loan, today)
+        _check_reference_unused(session, entry)
+        payment = Payment(
+            reference=_new_reference(), loan_id=loan.id, branch_id=loan.branch_id, borrower_id=loan.borrower_id,
+            amount_paise=entry.amount_paise, mode=entry.mode, utr=entry.utr, cheque_bank=entry.cheque_bank,
+            receipt_number=entry.receipt_number, value_date=entry.value_date, status="POSTED",
+            recorded_by_id=getattr(actor, "id", None))
+        _insert(session, payment, entry)
+        booked.append(payment)
+    loan_snapshot = replay.stored_snapshot(loan)
+    after = replay.replay(session, loan)
+    audit.record(session, actor, "payments.history_taken_over", "loan", loan.loan_number,
+                 before={"loan": loan_snapshot},
+                 after={"payments": [describe(p) for p in booked], "loan": replay.snapshot(after)},
+                 branch_id=loan.branch_id)
+    return booked
+
+
 def describe(payment: Payment) -> dict:
     return {
         "reference": payment.reference, "loan_number": payment.loan.loan_number if payment.loan else None,
