@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import re
-import sys
 import uuid
 from datetime import timedelta
 
 from flask import Flask, g, request, session
 from flask_login import LoginManager, current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp import clock, db, errors, logs, money
-from webapp.config import INSTANCE_DIR, ROOT, ledger_setting_problem, load_config, secret_key_problem
+from webapp.config import INSTANCE_DIR, ROOT, ledger_setting_problem, load_config, refuse, secret_key_problem
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -22,7 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config = load_config(test_config)
     problem = ledger_setting_problem(config)
     if problem:
-        _refuse(problem)
+        refuse(problem)
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=str(INSTANCE_DIR))
     app.config.from_object(config)
@@ -33,25 +33,25 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     if app.config["APP_ENV"] == "production":
         _refuse_demo_users(app)
-    csrf.init_app(app)
     login_manager.init_app(app)
+    _register_request_lifecycle(app)  # first, so even a CSRF refusal carries a request id
+    csrf.init_app(app)
     errors.register(app)
-    _register_request_lifecycle(app)
+    if app.config["PROXY_HOPS"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"], x_proto=app.config["PROXY_HOPS"])
     _register_templates(app)
     _register_blueprints(app)
     return app
 
 
-def _refuse(reason: str) -> None:
-    sys.exit(f"Kisht refuses to start: {reason}")
-
-
 def _refuse_unsafe_production(config: dict) -> None:
     problem = secret_key_problem(config.get("SECRET_KEY", ""))
     if problem:
-        _refuse(problem)
+        refuse(problem)
     if config.get("DEBUG"):
-        _refuse("DEBUG is on in production")
+        refuse("DEBUG is on in production")
+    if not config.get("REDIS_URL"):
+        refuse("REDIS_URL is not set (the embedded mode is for development only)")
 
 
 def _refuse_demo_users(app: Flask) -> None:
@@ -65,7 +65,7 @@ def _refuse_demo_users(app: Flask) -> None:
         with db.new_session() as s:
             demo = s.scalar(select(User.username).where(User.is_demo.is_(True)).limit(1))
         if demo:
-            _refuse(f"demo user {demo!r} exists in a production database")
+            refuse(f"demo user {demo!r} exists in a production database")
 
 
 @login_manager.user_loader

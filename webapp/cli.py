@@ -137,8 +137,8 @@ def demo_up(ctx, host, port):
     """Migrate, seed demo data, print the URL and logins, and serve."""
     from webapp.services import demo
 
-    ctx.invoke(db_upgrade)
     _demo_allowed()
+    ctx.invoke(db_upgrade)
     with unit_of_work() as session:
         passwords = demo.reset_passwords(session) if demo.has_demo_data(session) else demo.seed(session)
     _print_logins(passwords, f"http://{host}:{port}/")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -20,13 +21,19 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
-    if not raw.strip().isdigit():
-        raise SystemExit(f"Kisht refuses to start: {name} must be a whole number, not {raw!r}")
+    if not raw.strip().isdigit() or int(raw) < minimum:
+        refuse(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
     return int(raw)
+
+
+def refuse(reason: str) -> None:
+    """Stop start-up with one clear line. Exit status 3 also makes gunicorn's master halt, not respawn."""
+    print(f"Kisht refuses to start: {reason}", file=sys.stderr)
+    raise SystemExit(3)
 
 
 class BaseConfig:
@@ -43,7 +50,11 @@ class BaseConfig:
         # PostgreSQL connections per process: keep (workers × threads) within the server's max_connections.
         self.DB_POOL_SIZE = _int("DB_POOL_SIZE", 10)
         self.DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 20)
-        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").strip().upper()
+        if self.LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            refuse(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {self.LOG_LEVEL!r}")
+        # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (0: none).
+        self.PROXY_HOPS = _int("PROXY_HOPS", 0, minimum=0)
         # Login and session policy.
         self.SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 30)
         self.LOGIN_MAX_ATTEMPTS = _int("LOGIN_MAX_ATTEMPTS", 5)
@@ -109,7 +120,7 @@ def load_config(overrides: dict | None = None):
     load_dotenv(ROOT / ".env", override=False)
     app_env = (overrides or {}).get("APP_ENV") or os.environ.get("APP_ENV", "development")
     if app_env not in CONFIGS:
-        raise SystemExit(f"Kisht refuses to start: APP_ENV must be one of {', '.join(CONFIGS)}, not {app_env!r}")
+        refuse(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {app_env!r}")
     config = CONFIGS[app_env]()
     for key, value in (overrides or {}).items():
         setattr(config, key, value)

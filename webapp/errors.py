@@ -11,6 +11,8 @@ import logging
 from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from webapp.htmx import is_htmx
+
 log = logging.getLogger("kisht.errors")
 
 
@@ -88,7 +90,7 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
             "meta": {"request_id": request_id},
         }
         return jsonify(body), status
-    template = "errors/_fragment.html" if request.headers.get("HX-Request") else "errors/page.html"
+    template = "errors/_fragment.html" if is_htmx() else "errors/page.html"
     html = render_template(template, status=status, message=message, fields=fields or {}, request_id=request_id)
     return html, status
 
@@ -107,7 +109,7 @@ def record_refused_attempt(attempt) -> None:
 def _to_login():
     g.rollback = True
     target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return "", 401, {"HX-Redirect": target}
     return redirect(target)
 

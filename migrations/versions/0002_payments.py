@@ -5,7 +5,7 @@ Revises: 0001_foundation
 Create Date: 2026-11-28
 
 Guards: a payment's amount, dates, mode, reference and maker never change and no payment is deleted;
-its status moves only from PENDING_APPROVAL to POSTED or REJECTED. Reversals are never changed or
+its status moves only from PENDING_APPROVAL to POSTED or REJECTED, and from POSTED to REVERSED. Reversals are never changed or
 deleted; an approval changes only while PENDING and is never deleted.
 """
 from alembic import op
@@ -51,7 +51,7 @@ def upgrade() -> None:
     sa.Column('recorded_by_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("mode = 'CASH' OR utr IS NOT NULL", name=op.f('ck_payments_reference_unless_cash')),
     sa.CheckConstraint("mode IN ('CASH', 'UPI', 'NEFT', 'RTGS', 'IMPS', 'CHEQUE')", name=op.f('ck_payments_mode_known')),
-    sa.CheckConstraint("status IN ('POSTED', 'PENDING_APPROVAL', 'REJECTED')", name=op.f('ck_payments_status_known')),
+    sa.CheckConstraint("status IN ('POSTED', 'PENDING_APPROVAL', 'REJECTED', 'REVERSED')", name=op.f('ck_payments_status_known')),
     sa.CheckConstraint('amount_paise > 0', name=op.f('ck_payments_amount_positive')),
     sa.ForeignKeyConstraint(['borrower_id'], ['borrowers.id'], name=op.f('fk_payments_borrower_id_borrowers')),
     sa.ForeignKeyConstraint(['branch_id'], ['branches.id'], name=op.f('fk_payments_branch_id_branches')),
@@ -68,8 +68,8 @@ def upgrade() -> None:
     op.create_index('ix_payments_recorded_by_id', 'payments', ['recorded_by_id'])
     op.create_index('ix_payments_status', 'payments', ['status'])
     op.create_index('ix_payments_value_date', 'payments', ['value_date'])
-    op.create_index('uq_payments_cash_receipt_live', 'payments', ['branch_id', 'receipt_number'], unique=True, postgresql_where=sa.text("receipt_number IS NOT NULL AND status <> 'REJECTED'"), sqlite_where=sa.text("receipt_number IS NOT NULL AND status <> 'REJECTED'"))
-    op.create_index('uq_payments_utr_live', 'payments', ['utr'], unique=True, postgresql_where=sa.text("utr IS NOT NULL AND status <> 'REJECTED'"), sqlite_where=sa.text("utr IS NOT NULL AND status <> 'REJECTED'"))
+    op.create_index('uq_payments_cash_receipt_live', 'payments', ['branch_id', 'receipt_number'], unique=True, postgresql_where=sa.text("receipt_number IS NOT NULL AND status NOT IN ('REJECTED', 'REVERSED')"), sqlite_where=sa.text("receipt_number IS NOT NULL AND status NOT IN ('REJECTED', 'REVERSED')"))
+    op.create_index('uq_payments_utr_live', 'payments', ['utr'], unique=True, postgresql_where=sa.text("utr IS NOT NULL AND status NOT IN ('REJECTED', 'REVERSED')"), sqlite_where=sa.text("utr IS NOT NULL AND status NOT IN ('REJECTED', 'REVERSED')"))
 
     op.create_table('allocations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -148,7 +148,8 @@ def downgrade() -> None:
 # Frozen with this revision.
 PAYMENT_FACTS = ("reference", "loan_id", "branch_id", "borrower_id", "amount_paise", "mode", "utr", "cheque_bank",
                  "receipt_number", "value_date", "created_at", "recorded_by_id")
-STATUS_MOVE_OK = "OLD.status = NEW.status OR (OLD.status = 'PENDING_APPROVAL' AND NEW.status IN ('POSTED', 'REJECTED'))"
+STATUS_MOVE_OK = ("OLD.status = NEW.status OR (OLD.status = 'PENDING_APPROVAL' AND NEW.status IN ('POSTED', 'REJECTED')) "
+                  "OR (OLD.status = 'POSTED' AND NEW.status = 'REVERSED')")
 
 
 def create_guards() -> None:

@@ -102,14 +102,28 @@ def test_partial_then_full_reversal(db, users, loan):
         approvals.decide(db, users["mgr"], [first.id], approve=True, reason="self")
     approvals.decide(db, users["fin"], [first.id], approve=True, reason="bank return advice")
     assert (loan.overdue_paise, loan.dpd) == (EMI, 10)  # the 5 Jun instalment is unpaid again
+    with pytest.raises(ValidationError) as refused:
+        approvals.request_reversal(db, users["fin"], booked.payment.reference, {"amount": "40000", "reason": "OTHER"})
+    assert "note" in refused.value.fields and "not already reversed" in refused.value.fields["amount"]
     rest = approvals.request_reversal(db, users["fin"], booked.payment.reference, {"reason": "CHEQUE_BOUNCE"})
     assert rest.reversal.amount_paise == 4 * EMI  # empty amount means everything not yet reversed
     approvals.decide(db, users["mgr"], [rest.id], approve=True, reason="cheque returned unpaid")
     assert (loan.overdue_paise, loan.dpd, loan.asset_class) == (5 * EMI, 130, "NPA")
+    assert booked.payment.status == "REVERSED"
     assert db.scalar(select(Payment).where(Payment.id == booked.payment.id)).amount_paise == 4_442_440  # never edited
-    with pytest.raises(ValidationError) as refused:
-        approvals.request_reversal(db, users["fin"], booked.payment.reference, {"amount": "1", "reason": "OTHER"})
-    assert "note" in refused.value.fields and "amount" in refused.value.fields
+    with pytest.raises(Conflict):
+        approvals.request_reversal(db, users["fin"], booked.payment.reference, {"amount": "1", "reason": "DUPLICATE"})
+
+
+def test_a_fully_reversed_payment_frees_its_utr_for_the_right_loan(db, users, loan, make_loan):
+    make_loan(loan_number="KL2", borrower_name="Sunita Devi", borrower_phone="9000000001")
+    wrong = pay(db, users["col"], amount="8884.88", mode="UPI", reference="777777777777")
+    with pytest.raises(Conflict):
+        pay(db, users["col"], loan_number="KL2", amount="8884.88", mode="UPI", reference="777777777777")
+    request = approvals.request_reversal(db, users["mgr"], wrong.payment.reference, {"reason": "WRONG_LOAN"})
+    approvals.decide(db, users["fin"], [request.id], approve=True, reason="belongs to KL2")
+    right = pay(db, users["col"], loan_number="KL2", amount="8884.88", mode="UPI", reference="777777777777")
+    assert right.posted and wrong.payment.status == "REVERSED" and loan.overdue_paise == 5 * EMI
 
 
 def test_paying_everything_closes_the_loan_and_it_refuses_more(db, users, loan):

@@ -95,3 +95,5 @@ def test_classes_and_buckets():
         parse_buckets("0,1-30,40-60,61+")  # gap
     with pytest.raises(ValueError):
         parse_buckets("0,1-30")  # not open-ended
+    with pytest.raises(ValueError):
+        parse_buckets("0,1+,5-9")  # nothing after the open-ended one

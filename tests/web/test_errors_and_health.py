@@ -27,6 +27,12 @@ def test_api_paths_answer_with_the_envelope(client):
     assert body["meta"]["request_id"] == response.headers["X-Request-ID"]
 
 
+def test_csrf_refusal_carries_the_request_id(client):
+    response = client.post("/login", data={"username": "x"}, headers={"X-Request-ID": "csrf-check-01"})
+    assert response.status_code == 400 and response.headers["X-Request-ID"] == "csrf-check-01"
+    assert "csrf-check-01" in response.get_data(as_text=True)
+
+
 def test_request_id_is_echoed_or_made(client):
     assert client.get("/healthz", headers={"X-Request-ID": "abc12345-req"}).headers["X-Request-ID"] == "abc12345-req"
     assert len(client.get("/healthz", headers={"X-Request-ID": "<script>"}).headers["X-Request-ID"]) == 32
@@ -84,11 +90,14 @@ def start_production(env_extra: dict, tmp_path) -> subprocess.CompletedProcess:
     ({}, "SECRET_KEY is missing"),
     ({"SECRET_KEY": "changeme"}, "SECRET_KEY is weak"),
     ({"SECRET_KEY": "a" * 40}, "SECRET_KEY is weak"),
-    ({"SECRET_KEY": STRONG, "DEBUG": "1"}, "DEBUG is on"),
+    ({"SECRET_KEY": STRONG, "DEBUG": "1", "REDIS_URL": "redis://127.0.0.1:6379/0"}, "DEBUG is on"),
+    ({"SECRET_KEY": STRONG}, "REDIS_URL is not set"),
+    ({"SECRET_KEY": STRONG, "LOG_LEVEL": "chatty"}, "LOG_LEVEL must be"),
+    ({"SECRET_KEY": STRONG, "LOGIN_MAX_ATTEMPTS": "0"}, "LOGIN_MAX_ATTEMPTS must be a whole number of at least 1"),
 ])
 def test_production_refuses_unsafe_settings(tmp_path, env_extra, reason):
     result = start_production(env_extra, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 3  # gunicorn's "worker failed to boot": the master halts instead of respawning
     assert len(result.stderr.strip().splitlines()) == 1  # one clear line, no traceback
     assert result.stderr.startswith(f"Kisht refuses to start: {reason}")
 
@@ -108,10 +117,10 @@ def test_production_refuses_a_database_with_demo_users(tmp_path):
                             password="whatever-long", is_demo=True)
             session.commit()
     app.extensions["kisht.engine"].dispose()
-    result = start_production({"SECRET_KEY": STRONG}, tmp_path)
-    assert result.returncode != 0 and "demo user 'demo.admin' exists" in result.stderr
+    result = start_production({"SECRET_KEY": STRONG, "REDIS_URL": "redis://127.0.0.1:6379/0"}, tmp_path)
+    assert result.returncode == 3 and "demo user 'demo.admin' exists" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_production_starts_with_safe_settings(tmp_path):
-    assert start_production({"SECRET_KEY": STRONG}, tmp_path).returncode == 0
+    assert start_production({"SECRET_KEY": STRONG, "REDIS_URL": "redis://127.0.0.1:6379/0"}, tmp_path).returncode == 0

@@ -16,7 +16,9 @@ from webapp.models.loans import Instalment, Loan
 from webapp.models.org import User
 
 MODES = ("CASH", "UPI", "NEFT", "RTGS", "IMPS", "CHEQUE")
-PAYMENT_STATUSES = ("POSTED", "PENDING_APPROVAL", "REJECTED")
+PAYMENT_STATUSES = ("POSTED", "PENDING_APPROVAL", "REJECTED", "REVERSED")
+# Statuses whose payment no longer holds its UTR or receipt number (it never booked, or was taken back).
+RELEASED_STATUSES = ("REJECTED", "REVERSED")
 REVERSAL_REASONS = {"CHEQUE_BOUNCE": "Cheque bounce", "WRONG_LOAN": "Wrong loan", "DUPLICATE": "Duplicate",
                     "BANK_RETURN": "Bank return", "OTHER": "Other"}
 APPROVAL_KINDS = ("BACKDATED_PAYMENT", "REVERSAL")
@@ -37,13 +39,13 @@ class Payment(Base):
         CheckConstraint(f"mode IN ({_in(MODES)})", name="mode_known"),
         CheckConstraint(f"status IN ({_in(PAYMENT_STATUSES)})", name="status_known"),
         CheckConstraint("mode = 'CASH' OR utr IS NOT NULL", name="reference_unless_cash"),
-        # A UTR books money once; a rejected entry frees it for a corrected one.
+        # A UTR books money once; a rejected or fully reversed entry frees it for a corrected one.
         Index("uq_payments_utr_live", "utr", unique=True,
-              postgresql_where=text("utr IS NOT NULL AND status <> 'REJECTED'"),
-              sqlite_where=text("utr IS NOT NULL AND status <> 'REJECTED'")),
+              postgresql_where=text(f"utr IS NOT NULL AND status NOT IN ({_in(RELEASED_STATUSES)})"),
+              sqlite_where=text(f"utr IS NOT NULL AND status NOT IN ({_in(RELEASED_STATUSES)})")),
         Index("uq_payments_cash_receipt_live", "branch_id", "receipt_number", unique=True,
-              postgresql_where=text("receipt_number IS NOT NULL AND status <> 'REJECTED'"),
-              sqlite_where=text("receipt_number IS NOT NULL AND status <> 'REJECTED'")),
+              postgresql_where=text(f"receipt_number IS NOT NULL AND status NOT IN ({_in(RELEASED_STATUSES)})"),
+              sqlite_where=text(f"receipt_number IS NOT NULL AND status NOT IN ({_in(RELEASED_STATUSES)})")),
         Index("ix_payments_loan_id_value_date", "loan_id", "value_date"),
         Index("ix_payments_borrower_id_value_date", "borrower_id", "value_date"),
     )

@@ -56,12 +56,11 @@ def request_reversal(session: Session, actor, payment_reference: str, raw: Mappi
                             "reversed or awaiting reversal")
     if errors:
         raise ValidationError("The reversal is not valid.", fields=errors)
-    reversal = Reversal(payment_id=payment.id, amount_paise=amount, reason=reason, note=note,
+    # Through the relationships, so the payment's reversals in this session include the new one.
+    reversal = Reversal(payment=payment, amount_paise=amount, reason=reason, note=note,
                         requested_by_id=getattr(actor, "id", None))
-    session.add(reversal)
-    session.flush()
-    approval = Approval(kind="REVERSAL", payment_id=payment.id, reversal_id=reversal.id,
-                        branch_id=payment.branch_id, maker_id=getattr(actor, "id", None))
+    approval = Approval(kind="REVERSAL", payment=payment, reversal=reversal, branch_id=payment.branch_id,
+                        maker_id=getattr(actor, "id", None))
     session.add(approval)
     session.flush()
     audit.record(session, actor, "reversal.requested", "payment", payment.reference,
@@ -201,6 +200,8 @@ def _decide_one(session: Session, actor, approval: Approval, approve: bool, reas
     approval.decided_at = clock.now()
     if approval.kind == "BACKDATED_PAYMENT":
         payment.status = "POSTED" if approve else "REJECTED"
+    elif approve and payments.reversed_paise(payment) == payment.amount_paise:
+        payment.status = "REVERSED"  # fully taken back: it frees its UTR for a corrected booking
     session.flush()
     after = replay.replay(session, loan) if approve else before
     action = f"{'reversal' if approval.kind == 'REVERSAL' else 'backdated_payment'}.{approval.status.lower()}"

@@ -60,6 +60,9 @@ class Actor:
         return cls(user.id, user.username)
 
 
+ANONYMOUS = Actor(None, "anonymous")  # someone not signed in, e.g. a failed sign-in
+
+
 def record(
     session: Session,
     actor,

@@ -87,7 +87,10 @@ def class_for_dpd(dpd: int) -> str:
 def parse_buckets(spec: str) -> list[tuple[str, int, int | None]]:
     """'0,1-30,31-60,181+' → [(label, low, high or None)], checked to cover 0.. without gaps."""
     buckets, expected_low = [], 0
-    for part in (p.strip() for p in spec.split(",")):
+    parts = [p.strip() for p in spec.split(",")]
+    if any(p.endswith("+") for p in parts[:-1]):
+        raise ValueError("only the last bucket may be open-ended")
+    for part in parts:
         if part.endswith("+"):
             low, high = int(part[:-1]), None
         elif "-" in part:
@@ -97,9 +100,7 @@ def parse_buckets(spec: str) -> list[tuple[str, int, int | None]]:
         if low != expected_low or (high is not None and high < low):
             raise ValueError(f"bucket {part!r} leaves a gap or overlaps: buckets must cover 0 upwards in order")
         buckets.append((part, low, high))
-        if high is None:
-            break
-        expected_low = high + 1
+        expected_low = (high or 0) + 1
     if buckets[-1][2] is not None:
         raise ValueError("the last bucket must be open-ended, like '181+'")
     return buckets

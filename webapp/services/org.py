@@ -124,26 +124,26 @@ def authenticate(session: Session, username: str, password: str, *, max_attempts
     now = clock.now()
     if user is None:
         _verify(_dummy_hash(), password)
-        audit.record(session, None, "login.failed", "user", username or "-", after={"reason": "unknown user"})
+        audit.record(session, audit.ANONYMOUS, "login.failed", "user", username or "-", after={"reason": "unknown user"})
         return LoginResult(None, INVALID)
     if user.locked_until and user.locked_until > now:
-        audit.record(session, None, "login.refused", "user", username, after={"reason": "locked"},
+        audit.record(session, audit.ANONYMOUS, "login.refused", "user", username, after={"reason": "locked"},
                      branch_id=user.branch_id)
         until = clock.to_ist(user.locked_until).strftime("%H:%M")
         return LoginResult(None, f"This account is locked after repeated failed sign-ins. Try again after {until} IST.")
     if not user.active:
         _verify(_dummy_hash(), password)
-        audit.record(session, None, "login.refused", "user", username, after={"reason": "inactive"},
+        audit.record(session, audit.ANONYMOUS, "login.refused", "user", username, after={"reason": "inactive"},
                      branch_id=user.branch_id)
         return LoginResult(None, INVALID)
     if not _verify(user.password_hash, password):
         user.failed_logins += 1
         reason = {"reason": "wrong password", "failed_logins": user.failed_logins}
-        audit.record(session, None, "login.failed", "user", username, after=reason, branch_id=user.branch_id)
+        audit.record(session, audit.ANONYMOUS, "login.failed", "user", username, after=reason, branch_id=user.branch_id)
         if user.failed_logins >= max_attempts:
             user.locked_until = now + timedelta(minutes=lockout_minutes)
             user.failed_logins = 0
-            audit.record(session, None, "user.locked", "user", username,
+            audit.record(session, audit.ANONYMOUS, "user.locked", "user", username,
                          after={"locked_until": user.locked_until, "after_failures": max_attempts},
                          branch_id=user.branch_id)
             until = clock.to_ist(user.locked_until).strftime("%H:%M")

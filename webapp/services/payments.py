@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from webapp import clock, money
 from webapp.errors import Conflict, NotFound, ValidationError
 from webapp.models import Approval, Borrower, Loan, Payment
-from webapp.models.payments import MODES
+from webapp.models.payments import MODES, RELEASED_STATUSES
 from webapp.permissions import Perm, loan_visible, require
 from webapp.services import audit, loans, replay
 from webapp.services.ledger import Position
@@ -201,7 +201,7 @@ def _check_cash_limit(session: Session, loan: Loan, entry: PaymentInput) -> None
     session.execute(select(Borrower.id).where(Borrower.id == loan.borrower_id).with_for_update())
     already = session.scalar(
         select(func.coalesce(func.sum(Payment.amount_paise), 0)).where(
-            Payment.borrower_id == loan.borrower_id, Payment.mode == "CASH", Payment.status != "REJECTED",
+            Payment.borrower_id == loan.borrower_id, Payment.mode == "CASH", Payment.status.not_in(RELEASED_STATUSES),
             Payment.value_date == entry.value_date))
     if already + entry.amount_paise >= CASH_DAILY_LIMIT_PAISE:
         raise ValidationError(
@@ -213,7 +213,8 @@ def _check_cash_limit(session: Session, loan: Loan, entry: PaymentInput) -> None
 
 def _existing_with_reference(session: Session, entry: PaymentInput) -> Payment | None:
     if entry.utr:
-        return session.scalar(select(Payment).where(Payment.utr == entry.utr, Payment.status != "REJECTED"))
+        return session.scalar(select(Payment).where(Payment.utr == entry.utr,
+                                                    Payment.status.not_in(RELEASED_STATUSES)))
     return None
 
 
