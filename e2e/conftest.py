@@ -29,6 +29,7 @@ USERS = {
     "leg": ("legal", None),
     "adm": ("admin", None),
     "lockme": ("finance", None),
+    "paycol": ("collector", "PUNE01"),  # owns the E2EPAY loans, so "col"'s worklist stays as counted
 }
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -54,6 +55,12 @@ def _seed_loans(today) -> list[dict]:
         row("E2E002", "Sunita Patil", "9876543211", "col", "250000", 200, 170),  # past 90 days: NPA
         row("E2E003", "Anil Deshmukh", "9876543212", "col", "50000", 10, -20),   # first EMI not yet due
         row("E2E004", "Meera Joshi", "9876543213", "col2", "75000", 40, 10, branch="NSK01"),
+        # test_payments.py: one loan per scenario, each two EMIs in arrears and 40 days past due.
+        row("E2EPAY1", "Farhan Shaikh", "9876543221", "paycol", "300000", 70, 40),  # cash + UPI
+        row("E2EPAY2", "Lata Mane", "9876543222", "paycol", "100000", 70, 40),      # refused reference
+        row("E2EPAY3", "Vijay Pawar", "9876543223", "paycol", "100000", 70, 40),    # double submit
+        row("E2EPAY4", "Rekha Gaikwad", "9876543224", "paycol", "100000", 70, 40),  # backdated by collector
+        row("E2EPAY5", "Sanjay Kale", "9876543225", "paycol", "100000", 70, 40),    # backdated by manager
     ]
 
 
