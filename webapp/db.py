@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -70,7 +70,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN")
+        # A request that writes takes SQLite's write lock up front: a deferred transaction that later
+        # tries to write while another writes fails at once ("database is locked") instead of waiting.
+        writing = has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
 def init_app(app) -> None:
