@@ -67,6 +67,10 @@ class BaseConfig:
         # A payment whose value date is more than this many days before today (IST) waits for a manager.
         self.BACKDATE_APPROVAL_DAYS = _int("BACKDATE_APPROVAL_DAYS", 7)
         self.PAGE_SIZE = _int("PAGE_SIZE", 25)
+        # Day-end: loans per batch (one transaction each), days of missed runs caught up, lock lifetime.
+        self.DAYEND_BATCH_SIZE = _int("DAYEND_BATCH_SIZE", 50_000)
+        self.DAYEND_CATCHUP_DAYS = _int("DAYEND_CATCHUP_DAYS", 31)
+        self.JOB_LOCK_TTL_SECONDS = _int("JOB_LOCK_TTL_SECONDS", 120)
         self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)

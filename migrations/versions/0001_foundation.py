@@ -147,6 +147,7 @@ def upgrade() -> None:
     sa.Column('due_date', sa.Date(), nullable=False),
     sa.Column('principal_due_paise', sa.BigInteger(), nullable=False),
     sa.Column('interest_due_paise', sa.BigInteger(), nullable=False),
+    sa.Column('cumulative_due_paise', sa.BigInteger(), nullable=False),
     sa.Column('principal_paid_paise', sa.BigInteger(), nullable=False),
     sa.Column('interest_paid_paise', sa.BigInteger(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
@@ -174,7 +175,7 @@ def downgrade() -> None:
 # Frozen with this revision: the columns each guard protects.
 LOAN_TERMS = ("loan_number", "borrower_id", "branch_id", "principal_paise", "annual_rate_bps", "tenure_months",
               "emi_paise", "disbursed_on", "first_due_on", "created_at", "created_by_id")
-SCHEDULE = ("loan_id", "seq", "due_date", "principal_due_paise", "interest_due_paise")
+SCHEDULE = ("loan_id", "seq", "due_date", "principal_due_paise", "interest_due_paise", "cumulative_due_paise")
 GENESIS_HASH = "0" * 64
 
 

@@ -1,8 +1,10 @@
 """All models, imported here so Alembic and the app see one metadata."""
 from webapp.models.audit import AuditChainHead, AuditEntry
+from webapp.models.dayend import CronRun, DayendPosition, FeatureFlag
 from webapp.models.loans import Borrower, Instalment, Loan
 from webapp.models.org import Branch, User
 from webapp.models.payments import Allocation, Approval, IdempotencyRecord, Payment, Reversal
 
-__all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "IdempotencyRecord",
+__all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "CronRun", "DayendPosition",
+           "FeatureFlag", "IdempotencyRecord",
            "Instalment", "Loan", "Payment", "Reversal", "User"]

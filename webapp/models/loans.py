@@ -28,7 +28,8 @@ IMMUTABLE_LOAN_COLUMNS = (
     "loan_number", "borrower_id", "branch_id", "principal_paise", "annual_rate_bps", "tenure_months",
     "emi_paise", "disbursed_on", "first_due_on", "created_at", "created_by_id",
 )
-IMMUTABLE_INSTALMENT_COLUMNS = ("loan_id", "seq", "due_date", "principal_due_paise", "interest_due_paise")
+IMMUTABLE_INSTALMENT_COLUMNS = ("loan_id", "seq", "due_date", "principal_due_paise", "interest_due_paise",
+                                "cumulative_due_paise")
 
 
 class Borrower(Base):
@@ -106,6 +107,9 @@ class Instalment(Base):
     due_date: Mapped[date] = mapped_column(Date, index=True)
     principal_due_paise: Mapped[int] = mapped_column(BigInteger)
     interest_due_paise: Mapped[int] = mapped_column(BigInteger)
+    # Sum of total dues of this and every earlier instalment: fixed with the schedule, lets day-end find
+    # the oldest unpaid instalment for a total received with one comparison.
+    cumulative_due_paise: Mapped[int] = mapped_column(BigInteger)
     # Derived by the ledger's allocation.
     principal_paid_paise: Mapped[int] = mapped_column(BigInteger, default=0)
     interest_paid_paise: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -107,6 +107,36 @@ def record(
     return entry
 
 
+def record_many(session: Session, actor, action: str, entity_type: str, items: list[tuple]) -> int:
+    """Append many entries at once (day-end class changes): one chain-head update, one bulk insert.
+
+    `items` are (entity_id, before, after, branch_id) tuples.
+    """
+    if not items:
+        return 0
+    who = actor if isinstance(actor, Actor) else Actor.of(actor)
+    last_seq, prev_hash = session.execute(
+        update(AuditChainHead).where(AuditChainHead.id == 1)
+        .values(seq=AuditChainHead.seq + len(items))
+        .returning(AuditChainHead.seq, AuditChainHead.last_hash),
+        execution_options={"synchronize_session": False},
+    ).one()
+    now, rows = clock.now(), []
+    for offset, (entity_id, before, after, branch_id) in enumerate(items):
+        entry = AuditEntry(seq=last_seq - len(items) + 1 + offset, occurred_at=now, actor_id=who.id,
+                           actor_label=who.label, action=action, entity_type=entity_type, entity_id=str(entity_id),
+                           branch_id=branch_id, before=canonical_json(before), after=canonical_json(after),
+                           request_id=None, ip=None, prev_hash=prev_hash)
+        entry.hash = prev_hash = entry_hash(entry)
+        rows.append({c: getattr(entry, c) for c in ("seq", "occurred_at", "actor_id", "actor_label", "action",
+                                                    "entity_type", "entity_id", "branch_id", "before", "after",
+                                                    "request_id", "ip", "prev_hash", "hash")})
+    session.execute(AuditEntry.__table__.insert(), rows)
+    session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=prev_hash),
+                    execution_options={"synchronize_session": False})
+    return len(rows)
+
+
 @dataclass(frozen=True)
 class RefusedAttempt:
     """A refused change that must be audited even though its transaction is rolled back."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from itertools import accumulate
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -253,7 +254,8 @@ def _insert(session: Session, actor, new: NewLoan, lookups: _Lookups) -> Loan:
         disbursed_on=new.disbursed_on, first_due_on=new.first_due_on,
         created_by_id=getattr(actor, "id", None), outstanding_principal_paise=new.principal_paise, bucket="0",
         instalments=[Instalment(seq=s.seq, due_date=s.due_date, principal_due_paise=s.principal_paise,
-                                interest_due_paise=s.interest_paise) for s in schedule],
+                                interest_due_paise=s.interest_paise, cumulative_due_paise=cumulative)
+                     for s, cumulative in zip(schedule, accumulate(s.total_paise for s in schedule))],
     )
     session.add(loan)
     lookups.existing.add(new.loan_number)

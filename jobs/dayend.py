@@ -1,0 +1,113 @@
+"""The day-end job: lock, CronRun bookkeeping, batches with the kill switch checked between them.
+
+Rules live in webapp/services/dayend.py; this drives them, one transaction per step.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Callable
+
+from flask import current_app
+
+from jobs.locks import JobLock, LockHeld
+from webapp import clock, db
+from webapp.models import CronRun
+from webapp.services import dayend, flags
+
+log = logging.getLogger("kisht.jobs")
+FLAG = "CRON_ENABLED"
+
+
+def _in_session(work):
+    session = db.new_session()
+    try:
+        result = work(session)
+        session.commit()
+        return result
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def run_dayend(business_date: date, *, force: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> CronRun:
+    """Run day-end for one date. Returns the CronRun (SUCCEEDED, SKIPPED or FAILED); never runs twice at once."""
+    config = current_app.config
+    dayend.check_date(business_date)
+    lock = JobLock(config["REDIS_URL"], dayend.JOB, config["JOB_LOCK_TTL_SECONDS"], dayend.worker_name())
+    try:
+        with lock:
+            return _run_locked(business_date, force, lock, progress)
+    except LockHeld as held:
+        log.warning("day-end %s refused: %s", business_date, held)
+        return _in_session(lambda s: dayend.record_skip(s, dayend.JOB, business_date, str(held), forced=force))
+
+
+def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> CronRun:
+    config = current_app.config
+
+    def start(session):
+        if not flags.is_enabled(session, FLAG):
+            return dayend.record_skip(session, dayend.JOB, business_date, f"{FLAG} is off", forced=force), [], {}
+        run = dayend.start_run(session, dayend.JOB, business_date, force=force,
+                               stale_after_seconds=config["JOB_LOCK_TTL_SECONDS"] * 2)
+        if run.status == "SKIPPED":
+            return run, [], {}
+        dayend.ensure_partition(session, business_date)
+        ranges = dayend.batch_ranges(session, config["DAYEND_BATCH_SIZE"])
+        run.batches_total = len(ranges)
+        return run, ranges, dayend.statements_for(session)
+
+    run, ranges, statements = _in_session(start)
+    if run.status == "SKIPPED":
+        log.warning("day-end %s refused: %s", business_date, run.error)
+        return run
+    run_id = run.id
+    log.info("day-end %s started: run %s, %s batches", business_date, run_id, len(ranges))
+    try:
+        for number, (low, high) in enumerate(ranges, start=1):
+            stop = _stop_reason(lock)
+            if stop:
+                _in_session(lambda s: dayend.fail_run(s, run_id, f"stopped after {number - 1} of {len(ranges)} "
+                                                                  f"batches: {stop}"))
+                log.warning("day-end %s stopped: %s", business_date, stop)
+                return _in_session(lambda s: s.get(CronRun, run_id))
+
+            def batch(session, low=low, high=high):
+                result = dayend.process_batch(session, business_date, low, high, statements)
+                dayend.heartbeat(session, run_id, result)
+
+            _in_session(batch)
+            if progress:
+                progress(number, len(ranges))
+        run = _in_session(lambda s: dayend.finish_run(s, run_id))
+        log.info("day-end %s succeeded: %s loans in %.1f s", business_date, run.loans_processed,
+                 run.duration_seconds or 0)
+        return run
+    except Exception as error:
+        log.exception("day-end %s failed", business_date)
+        _in_session(lambda s: dayend.fail_run(s, run_id, f"{type(error).__name__}: {error}"))
+        return _in_session(lambda s: s.get(CronRun, run_id))
+
+
+def _stop_reason(lock: JobLock) -> str | None:
+    if not lock.still_held():
+        return "lost the day-end lock"
+    if not _in_session(lambda s: flags.is_enabled(s, FLAG)):
+        return f"{FLAG} was switched off"
+    return None
+
+
+def run_due() -> list[CronRun]:
+    """The scheduled entry point: every missed business date up to yesterday (IST), oldest first."""
+    dates = _in_session(lambda s: dayend.dates_due(s, clock.today_ist(), current_app.config["DAYEND_CATCHUP_DAYS"]))
+    runs = []
+    for business_date in dates:
+        run = run_dayend(business_date)
+        runs.append(run)
+        if run.status != "SUCCEEDED":
+            break  # later dates need this one's classes; the next schedule retries from here
+    return runs
