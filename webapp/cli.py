@@ -217,15 +217,18 @@ def loans_import(file: Path):
 @loans_group.command("show")
 @click.argument("loan_number")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@click.option("--as-of", "as_of", default=None, help="Business date (YYYY-MM-DD) of the day-end result to show")
 @with_appcontext
-def loans_show(loan_number, as_json):
-    """Print a loan with its live position and schedule."""
+def loans_show(loan_number, as_json, as_of):
+    """Print a loan: live position, schedule, payments and the official day-end result."""
     from webapp.serializers import loan_detail
-    from webapp.services import loans, payments, replay
+    from webapp.services import dayend, loans, payments, replay
 
+    business_date = _parse_date_option(as_of, "--as-of") if as_of else None
     with unit_of_work() as session:
         loan = loans.get_for(session, SystemActor("cli"), loan_number)
         detail = loan_detail(loan, replay.live_position(session, loan), payments.history(session, loan))
+        detail["dayend"] = dayend.as_dict(dayend.position_on(session, loan.id, business_date))
     if as_json:
         click.echo(json.dumps(detail, indent=2, ensure_ascii=False))
         return
@@ -233,10 +236,114 @@ def loans_show(loan_number, as_json):
                f"collector {detail['collector'] or '-'}")
     click.echo(f"principal ₹{detail['principal']} at {detail['annual_rate']}% for {detail['tenure_months']} months, "
                f"EMI ₹{detail['emi']}")
-    click.echo(f"{detail['status']}  DPD {detail['dpd']}  {detail['asset_class']}  bucket {detail['bucket']}  "
+    click.echo(f"live: {detail['status']}  DPD {detail['dpd']}  {detail['asset_class']}  bucket {detail['bucket']}  "
                f"outstanding ₹{detail['outstanding_principal']}  overdue ₹{detail['overdue_amount']}")
+    official = detail["dayend"]
+    if official:
+        click.echo(f"day-end {official['business_date']}: DPD {official['dpd']}  {official['asset_class']}  "
+                   f"bucket {official['bucket']}  overdue ₹{official['overdue_amount']}")
     for row in detail["schedule"]:
         click.echo(f"  {row['seq']:>3}  {row['due_date']}  {row['total_due']:>12}  paid {row['paid']:>12}  {row['status']}")
+    for payment in detail["payments"]:
+        click.echo(f"  {payment['reference']}  {payment['value_date']}  {payment['amount']:>12}  {payment['mode']:<6} "
+                   f"{payment['status']}")
+
+
+def _parse_date_option(raw: str, name: str):
+    from webapp.services.loans import parse_date
+
+    try:
+        return parse_date(raw)
+    except ValueError as problem:
+        raise click.BadParameter(str(problem), param_hint=name) from None
+
+
+# ---------------------------------------------------------------- day-end, jobs and kill switches
+
+@cli.group("dayend")
+def dayend_group():
+    """Day-end: DPD and asset classification for a business date."""
+
+
+@dayend_group.command("run")
+@click.option("--date", "date_text", default=None, help="Business date (YYYY-MM-DD); default yesterday (IST)")
+@click.option("--force", is_flag=True, help="Run again for a date that already succeeded")
+@with_appcontext
+def dayend_run(date_text, force):
+    """Run day-end inline and print its summary; exit 1 unless it succeeded."""
+    from jobs.dayend import run_dayend
+    from webapp import clock
+    from webapp.errors import ValidationError
+
+    business_date = _parse_date_option(date_text, "--date") if date_text else clock.last_business_date()
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        if not sys.stdout.isatty():
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label=f"day-end {business_date}")
+            bar.__enter__()
+        bar.update(1)
+
+    try:
+        run = run_dayend(business_date, force=force, progress=progress)
+    except ValidationError as refused:
+        click.echo(f"error: {refused.message} ({'; '.join(refused.fields.values())})", err=True)
+        sys.exit(1)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    _print_run(run)
+    if run.status != "SUCCEEDED":
+        sys.exit(1)
+
+
+def _print_run(run) -> None:
+    click.echo(f"day-end {run.business_date} attempt {run.attempt}: {run.status}"
+               + (f" in {run.duration_seconds:.1f} s" if run.duration_seconds is not None else ""))
+    if run.error:
+        click.echo(f"  reason: {run.error}", err=run.status != "SUCCEEDED")
+    if run.status == "SUCCEEDED":
+        summary = json.loads(run.summary or "{}")
+        click.echo(f"  loans: {summary.get('loans', 0)}  overdue: ₹{summary.get('overdue', '0.00')}")
+        click.echo("  classes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("classes", {}).items())))
+        click.echo("  buckets: " + ", ".join(f"{k} {v}" for k, v in summary.get("buckets", {}).items()))
+        transitions = summary.get("transitions", {})
+        click.echo("  transitions: " + (", ".join(f"{k} {v}" for k, v in sorted(transitions.items())) or "none"))
+
+
+@cli.group("flags")
+def flags_group():
+    """Kill switches: CRON_ENABLED, ESCALATION_ENABLED, SCORING_ENABLED, REMINDERS_ENABLED."""
+
+
+@flags_group.command("list")
+@with_appcontext
+def flags_list():
+    from webapp.services import flags
+
+    with unit_of_work() as session:
+        states = flags.list_flags(session)
+    for state in states:
+        source = f"environment override (stored {'on' if state.stored else 'off'})" if state.override is not None else "stored"
+        who = f" by {state.updated_by}" if state.updated_by else ""
+        click.echo(f"{state.name:<20} {'on ' if state.enabled else 'off'}  {source}; changed {state.updated_at:%Y-%m-%d %H:%M} UTC{who}: {state.reason}")
+
+
+@flags_group.command("set")
+@click.argument("name")
+@click.argument("value", type=click.Choice(["on", "off"]))
+@click.option("--reason", required=True, help="Why (kept in the audit log)")
+@with_appcontext
+def flags_set(name, value, reason):
+    from webapp.services import flags
+
+    with unit_of_work() as session:
+        state = flags.set_flag(session, SystemActor("cli"), name, value == "on", reason)
+    click.echo(f"{state.name} is now {'on' if state.stored else 'off'}"
+               + (f" (but the environment overrides it: {'on' if state.override else 'off'})" if state.override is not None else ""))
 
 
 # ---------------------------------------------------------------- audit
