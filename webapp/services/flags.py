@@ -64,7 +64,7 @@ def set_flag(session: Session, actor, name: str, enabled: bool, reason: str) -> 
     reason = (reason or "").strip()
     if not reason or len(reason) > 500:
         raise ValidationError("A reason is required.", fields={"reason": "is required (at most 500 characters)"})
-    row = session.get(FeatureFlag, name, with_for_update=True)
+    row = session.scalars(select(FeatureFlag).where(FeatureFlag.name == name).with_for_update(of=FeatureFlag)).one()
     before = row.enabled
     row.enabled, row.reason, row.updated_at = enabled, reason, clock.now()
     row.updated_by_id = getattr(actor, "id", None)

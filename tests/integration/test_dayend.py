@@ -1,0 +1,213 @@
+"""Day-end through its job and services, on SQLite and PostgreSQL: RBI boundaries, stickiness, cut-off,
+re-runs, a crash half-way, the kill switch mid-run and catch-up of missed dates."""
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from jobs import dayend as job
+from webapp import clock
+from webapp.models import AuditEntry, CronRun, DayendPosition, Loan
+from webapp.services import dayend, flags, payments
+from webapp.permissions import SystemActor
+
+FIRST_DUE = date(2026, 2, 5)
+EMI = 888_488
+
+
+@pytest.fixture()
+def today(monkeypatch):
+    """Set the IST business date; returns a setter."""
+
+    def set_today(day: date):
+        noon_ist = datetime(day.year, day.month, day.day, 6, 30, tzinfo=timezone.utc)
+        monkeypatch.setattr(clock, "now", lambda: noon_ist)
+
+    set_today(date(2026, 9, 1))
+    return set_today
+
+
+@pytest.fixture()
+def loan(make_loan, today):
+    return make_loan(loan_number="KL1", disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
+
+
+def official(db, loan, day):
+    db.expire_all()
+    return db.scalar(select(DayendPosition).where(DayendPosition.loan_id == loan.id,
+                                                  DayendPosition.business_date == day))
+
+
+def pay(db, user, day, amount, reference):
+    return payments.record_payment(db, user, "KL1", {"amount": amount, "mode": "UPI", "reference": reference,
+                                                     "value_date": day.isoformat()})
+
+
+@pytest.mark.parametrize("offset, dpd, asset_class, bucket", [
+    (-1, 0, "STANDARD", "0"), (0, 1, "SMA-0", "1-30"), (29, 30, "SMA-0", "1-30"), (30, 31, "SMA-1", "31-60"),
+    (59, 60, "SMA-1", "31-60"), (60, 61, "SMA-2", "61-90"), (89, 90, "SMA-2", "61-90"), (90, 91, "NPA", "91-180"),
+])
+def test_rbi_boundaries(db, loan, offset, dpd, asset_class, bucket):
+    day = FIRST_DUE + timedelta(days=offset)
+    run = job.run_dayend(day)
+    assert run.status == "SUCCEEDED", run.error
+    row = official(db, loan, day)
+    assert (row.dpd, row.asset_class, row.bucket) == (dpd, asset_class, bucket)
+    assert row.overdue_since == (None if offset < 0 else FIRST_DUE)
+
+
+def test_npa_is_sticky_then_upgrades_only_when_every_arrear_is_paid(db, users, loan, today):
+    npa_day = FIRST_DUE + timedelta(days=90)  # 6 May: four EMIs due (5 Feb … 5 May), DPD 91
+    today(npa_day + timedelta(days=3))  # recent enough that the payments below need no approval
+    assert job.run_dayend(npa_day).status == "SUCCEEDED"
+    assert official(db, loan, npa_day).asset_class == "NPA"
+    pay(db, users["col"], npa_day + timedelta(days=1), "17769.76", "100000000001")  # two EMIs: DPD drops to 33
+    job.run_dayend(npa_day + timedelta(days=1))
+    row = official(db, loan, npa_day + timedelta(days=1))
+    assert (row.dpd, row.asset_class, row.class_since) == (33, "NPA", npa_day)
+    pay(db, users["col"], npa_day + timedelta(days=2), "8884.88", "100000000002")  # three of four paid
+    job.run_dayend(npa_day + timedelta(days=2))
+    row = official(db, loan, npa_day + timedelta(days=2))
+    assert (row.dpd, row.asset_class) == (4, "NPA")  # DPD 4, but an NPA upgrades only with no arrears left
+    pay(db, users["col"], npa_day + timedelta(days=3), "8884.88", "100000000004")
+    today(npa_day + timedelta(days=4))
+    job.run_dayend(npa_day + timedelta(days=3))
+    row = official(db, loan, npa_day + timedelta(days=3))
+    assert (row.dpd, row.overdue_paise, row.asset_class, row.class_since) == (0, 0, "STANDARD", npa_day + timedelta(days=3))
+    changes = db.scalars(select(AuditEntry.after).where(AuditEntry.action == "dayend.class_changed")).all()
+    assert [json.loads(c)["asset_class"] for c in changes] == ["NPA", "STANDARD"]
+
+
+def test_value_date_cut_off_and_the_live_position(db, users, loan, today):
+    day = FIRST_DUE + timedelta(days=5)
+    today(day + timedelta(days=1))
+    pay(db, users["col"], day + timedelta(days=1), "8884.88", "100000000003")  # paid the morning after
+    job.run_dayend(day)
+    assert official(db, loan, day).dpd == 6  # the day-end of D counts money with value date <= D only
+    db.refresh(loan)
+    assert (loan.dpd, loan.asset_class) == (0, "STANDARD")  # screens show the live position
+
+
+def test_second_run_refused_forced_run_identical(db, loan):
+    day = FIRST_DUE + timedelta(days=45)
+    first = job.run_dayend(day)
+    rows = [(r.loan_id, r.dpd, r.asset_class, r.bucket, r.overdue_paise, r.overdue_since, r.class_since)
+            for r in db.scalars(select(DayendPosition).where(DayendPosition.business_date == day))]
+    again = job.run_dayend(day)
+    assert again.status == "SKIPPED" and "already succeeded" in again.error
+    forced = job.run_dayend(day, force=True)
+    assert forced.status == "SUCCEEDED" and forced.attempt == 3 and forced.forced
+    db.expire_all()
+    assert rows == [(r.loan_id, r.dpd, r.asset_class, r.bucket, r.overdue_paise, r.overdue_since, r.class_since)
+                    for r in db.scalars(select(DayendPosition).where(DayendPosition.business_date == day))]
+    assert json.loads(forced.summary)["classes"] == json.loads(first.summary)["classes"]
+
+
+@pytest.fixture()
+def five_loans(make_loan, today):
+    return [make_loan(loan_number=f"KL{n}", disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
+            for n in range(1, 6)]
+
+
+def test_a_crash_half_way_leaves_nothing_finished_and_a_rerun_completes(db, app, service_app, five_loans, monkeypatch):
+    service_app.config["DAYEND_BATCH_SIZE"] = 2  # three batches over five loans
+    day = FIRST_DUE + timedelta(days=10)
+    real = dayend.process_batch
+    calls = []
+
+    def crash_on_second(session, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("worker killed")
+        return real(session, *args, **kwargs)
+
+    monkeypatch.setattr(dayend, "process_batch", crash_on_second)
+    crashed = job.run_dayend(day)
+    assert crashed.status == "FAILED" and "worker killed" in crashed.error and crashed.batches_done == 1
+    assert dayend.last_succeeded_date(db) is None
+    monkeypatch.setattr(dayend, "process_batch", real)
+    rerun = job.run_dayend(day)  # not forced: the date never succeeded
+    assert rerun.status == "SUCCEEDED" and rerun.attempt == 2 and rerun.loans_processed == 5
+    assert db.scalar(select(func.count()).select_from(DayendPosition).where(DayendPosition.business_date == day)) == 5
+    service_app.config["DAYEND_BATCH_SIZE"] = 50_000
+
+
+def test_an_abandoned_running_attempt_is_failed_and_replaced(db, loan):
+    day = FIRST_DUE + timedelta(days=3)
+    dead = CronRun(job="dayend", business_date=day, attempt=1, status="RUNNING",
+                   started_at=clock.now() - timedelta(hours=1), heartbeat_at=clock.now() - timedelta(hours=1),
+                   worker="host:123")
+    db.add(dead)
+    db.flush()
+    run = job.run_dayend(day)
+    db.refresh(dead)
+    assert run.status == "SUCCEEDED" and dead.status == "FAILED" and "abandoned" in dead.error
+
+
+def test_a_live_running_attempt_blocks_a_second_one_without_redis(db, loan):
+    day = FIRST_DUE + timedelta(days=3)
+    db.add(CronRun(job="dayend", business_date=day, attempt=1, status="RUNNING", started_at=clock.now(),
+                   heartbeat_at=clock.now(), worker="host:123"))
+    db.flush()
+    run = job.run_dayend(day)
+    assert run.status == "SKIPPED" and "still running on host:123" in run.error
+
+
+def test_kill_switch_off_skips_and_flipped_mid_run_stops_cleanly(db, service_app, five_loans, monkeypatch):
+    day = FIRST_DUE + timedelta(days=10)
+    flags.set_flag(db, SystemActor("test"), "CRON_ENABLED", False, "maintenance")
+    skipped = job.run_dayend(day)
+    assert skipped.status == "SKIPPED" and "CRON_ENABLED is off" in skipped.error
+    flags.set_flag(db, SystemActor("test"), "CRON_ENABLED", True, "back on")
+    service_app.config["DAYEND_BATCH_SIZE"] = 2
+    real = dayend.process_batch
+
+    def flip_after_first(session, *args, **kwargs):
+        result = real(session, *args, **kwargs)
+        flags.set_flag(session, SystemActor("test"), "CRON_ENABLED", False, "incident")
+        return result
+
+    monkeypatch.setattr(dayend, "process_batch", flip_after_first)
+    stopped = job.run_dayend(day)
+    assert stopped.status == "FAILED" and stopped.batches_done == 1 and "switched off" in stopped.error
+    monkeypatch.setattr(dayend, "process_batch", real)
+    service_app.config["DAYEND_BATCH_SIZE"] = 50_000
+
+
+def test_environment_override_beats_the_stored_flag(db, loan, monkeypatch):
+    monkeypatch.setenv("CRON_ENABLED", "off")
+    run = job.run_dayend(FIRST_DUE)
+    assert run.status == "SKIPPED"
+
+
+def test_catch_up_runs_missed_dates_in_order(db, loan, today):
+    today(FIRST_DUE + timedelta(days=10))
+    assert job.run_dayend(FIRST_DUE + timedelta(days=5)).status == "SUCCEEDED"
+    runs = job.run_due()  # the scheduler found days 6, 7, 8 and 9 missing
+    assert [r.business_date for r in runs] == [FIRST_DUE + timedelta(days=n) for n in (6, 7, 8, 9)]
+    assert all(r.status == "SUCCEEDED" for r in runs)
+    assert job.run_due() == []
+
+
+def test_future_or_today_is_refused(db, loan, today):
+    from webapp.errors import ValidationError
+
+    today(FIRST_DUE)
+    with pytest.raises(ValidationError):
+        job.run_dayend(FIRST_DUE)
+
+
+def test_loans_without_due_instalments_and_closed_loans(db, users, make_loan, today):
+    today(date(2026, 3, 1))
+    make_loan(loan_number="KLNEW", disbursed_on="2026-02-20", first_due_on="2026-03-20")
+    paid_off = make_loan(loan_number="KLPAID", disbursed_on="2026-01-01", first_due_on="2026-02-05",
+                         principal="12000", annual_rate="0", tenure_months="12")
+    payments.record_payment(db, users["col"], "KLPAID", {"amount": "12000", "mode": "UPI",
+                                                         "reference": "100000000009", "value_date": "2026-02-25"})
+    assert paid_off.status == "CLOSED"
+    job.run_dayend(date(2026, 2, 28))
+    rows = {r.loan_id: r for r in db.scalars(select(DayendPosition))}
+    new = db.scalar(select(Loan).where(Loan.loan_number == "KLNEW"))
+    assert rows[new.id].dpd == 0 and rows[new.id].asset_class == "STANDARD"
+    assert paid_off.id not in rows  # a closed loan has no more day-end rows
