@@ -1,0 +1,118 @@
+"""Two real worker processes contend for one day-end: the Redis lock (or, without Redis, the database
+guard) lets one run; the refusal is recorded; a killed worker's lock expires and its run is taken over."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from tests import pg
+from tests.conftest import loan_row, migrate
+from webapp import clock, create_app
+from webapp import db as kisht_db
+from webapp.config import ROOT
+from webapp.models import CronRun
+from webapp.permissions import SystemActor
+from webapp.services import loans, org
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+LOANS = 300  # one loan per batch: a run long enough to be caught in the middle
+
+
+@pytest.fixture(scope="module")
+def database():
+    url = pg.fresh_database("kisht_dayend_processes")
+    app = create_app({"APP_ENV": "test", "DATABASE_URL": url, "REDIS_URL": ""})
+    migrate(app)
+    with app.app_context():
+        with kisht_db.new_session() as session:
+            system = SystemActor("test")
+            org.create_branch(session, system, code="PUNE01", name="Pune Camp")
+            org.create_user(session, system, username="col", role="collector", password="long-password-1",
+                            branch_code="PUNE01")
+            for n in range(LOANS):
+                loans.create_loan(session, system, loan_row(loan_number=f"KLX{n:04d}"))
+            session.commit()
+    yield app, url
+    app.extensions["kisht.engine"].dispose()
+
+
+@pytest.fixture()
+def fresh_redis():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def start(url: str, day, redis_url: str = REDIS_URL) -> subprocess.Popen:
+    env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": url, "REDIS_URL": redis_url, "DAYEND_BATCH_SIZE": "1",
+           "JOB_LOCK_TTL_SECONDS": "3"}
+    return subprocess.Popen([sys.executable, "-c", "from webapp.cli import main; main()", "dayend", "run", "--date",
+                             day.isoformat(), "--force"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def runs(app, day):
+    with app.app_context():
+        with kisht_db.new_session() as session:
+            return session.scalars(select(CronRun).where(CronRun.business_date == day).order_by(CronRun.attempt)).all()
+
+
+def wait_running(app, day, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        current = [r for r in runs(app, day) if r.status == "RUNNING" and r.batches_done > 0]
+        if current:
+            return current[0]
+        time.sleep(0.05)
+    raise AssertionError("the first worker never started its batches")
+
+
+def test_second_worker_is_refused_while_the_first_holds_the_lock(database, fresh_redis):
+    app, url = database
+    day = clock.today_ist() - timedelta(days=1)
+    first = start(url, day)
+    wait_running(app, day)
+    second = start(url, day)
+    second_out = second.communicate(timeout=120)[0]
+    first_out = first.communicate(timeout=120)[0]
+    assert second.returncode == 1 and "lock is held by" in second_out, second_out
+    assert first.returncode == 0 and "SUCCEEDED" in first_out, first_out
+    statuses = {r.status for r in runs(app, day)}
+    assert "SUCCEEDED" in statuses and "SKIPPED" in statuses
+    assert fresh_redis.exists("kisht:lock:dayend") == 0  # released by its owner
+
+
+def test_a_killed_workers_lock_expires_and_its_run_is_taken_over(database, fresh_redis):
+    app, url = database
+    day = clock.today_ist() - timedelta(days=2)
+    victim = start(url, day)
+    abandoned = wait_running(app, day)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    blocked = start(url, day)
+    assert "lock is held by" in blocked.communicate(timeout=120)[0] and blocked.returncode == 1
+    time.sleep(6.5)  # the 3 s lock expires; the run's heartbeat is older than twice that
+    successor = start(url, day)
+    output = successor.communicate(timeout=120)[0]
+    assert successor.returncode == 0 and "SUCCEEDED" in output, output
+    by_id = {r.id: r for r in runs(app, day)}
+    assert by_id[abandoned.id].status == "FAILED" and "abandoned" in by_id[abandoned.id].error
+
+
+def test_without_redis_the_database_guard_refuses_a_second_run(database):
+    app, url = database
+    day = clock.today_ist() - timedelta(days=3)
+    first = start(url, day, redis_url="")
+    wait_running(app, day)
+    second = start(url, day, redis_url="")
+    second_out = second.communicate(timeout=120)[0]
+    first.communicate(timeout=120)
+    assert second.returncode == 1 and "still running" in second_out, second_out
+    assert first.returncode == 0
