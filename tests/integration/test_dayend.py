@@ -211,3 +211,23 @@ def test_loans_without_due_instalments_and_closed_loans(db, users, make_loan, to
     new = db.scalar(select(Loan).where(Loan.loan_number == "KLNEW"))
     assert rows[new.id].dpd == 0 and rows[new.id].asset_class == "STANDARD"
     assert paid_off.id not in rows  # a closed loan has no more day-end rows
+
+
+def test_rbi_illustration_dates_of_sma1_sma2_and_npa(db, make_loan, today):
+    """RBI's circular of 12 Nov 2021: due 31 Mar 2021 and unpaid → SMA-1 on 30 Apr, SMA-2 on 30 May, NPA on 29 Jun."""
+    today(date(2021, 7, 5))
+    loan = make_loan(loan_number="KLRBI", disbursed_on="2021-02-28", first_due_on="2021-03-31")
+    day = date(2021, 3, 30)
+    seen = {}
+    while day <= date(2021, 7, 1):
+        assert job.run_dayend(day).status == "SUCCEEDED"
+        row = official(db, loan, day)
+        seen.setdefault(row.asset_class, (day, row.class_since, dayend.as_dict(row)))
+        day += timedelta(days=1)
+    assert {name: first for name, (first, _, _) in seen.items()} == {
+        "STANDARD": date(2021, 3, 30), "SMA-0": date(2021, 3, 31), "SMA-1": date(2021, 4, 30),
+        "SMA-2": date(2021, 5, 30), "NPA": date(2021, 6, 29)}
+    assert seen["SMA-1"][2]["sma1_since"] == "2021-04-30" and seen["NPA"][2]["npa_since"] == "2021-06-29"
+    assert seen["NPA"][2]["sma2_since"] is None and seen["NPA"][2]["overdue_since"] == "2021-03-31"
+    npa_row = official(db, loan, date(2021, 7, 1))
+    assert (npa_row.asset_class, npa_row.class_since) == ("NPA", date(2021, 6, 29))
