@@ -46,5 +46,6 @@ def test_every_foreign_key_is_indexed(scratch_app):
         for table in inspector.get_table_names():
             indexed = {tuple(ix["column_names"][:1]) for ix in inspector.get_indexes(table)}
             indexed |= {tuple(uq["column_names"][:1]) for uq in inspector.get_unique_constraints(table)}
+            indexed.add(tuple(inspector.get_pk_constraint(table)["constrained_columns"][:1]))
             for fk in inspector.get_foreign_keys(table):
                 assert tuple(fk["constrained_columns"][:1]) in indexed, f"{table}.{fk['constrained_columns']} has no index"

@@ -1,10 +1,12 @@
 """All models, imported here so Alembic and the app see one metadata."""
 from webapp.models.audit import AuditChainHead, AuditEntry
+from webapp.models.collections import Contact, Escalation, EscalationNote, LoanScore, Promise
 from webapp.models.dayend import CronRun, DayendPosition, FeatureFlag
 from webapp.models.loans import Borrower, Instalment, Loan
 from webapp.models.org import Branch, User
 from webapp.models.payments import Allocation, Approval, IdempotencyRecord, Payment, Reversal
 
-__all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "CronRun", "DayendPosition",
+__all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "Contact", "CronRun",
+           "DayendPosition", "Escalation", "EscalationNote", "LoanScore", "Promise",
            "FeatureFlag", "IdempotencyRecord",
            "Instalment", "Loan", "Payment", "Reversal", "User"]
