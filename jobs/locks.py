@@ -33,7 +33,8 @@ class JobLock:
     def __enter__(self) -> "JobLock":
         if self.client is None:
             return self
-        self._lock = self.client.lock(PREFIX + self.name, timeout=self.ttl, blocking=False)
+        # thread_local=False: the renewal thread must see the token the acquiring thread got.
+        self._lock = self.client.lock(PREFIX + self.name, timeout=self.ttl, blocking=False, thread_local=False)
         if not self._lock.acquire(blocking=False):
             raise LockHeld(self.name, holder(self.client, self.name))
         self.client.set(PREFIX + self.name + ":owner", self.owner, ex=self.ttl)

@@ -21,7 +21,7 @@ from webapp.permissions import SystemActor
 from webapp.services import loans, org
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
-LOANS = 300  # one loan per batch: a run long enough to be caught in the middle
+LOANS = 200  # one loan per batch: a run long enough to be caught in the middle
 
 
 @pytest.fixture(scope="module")

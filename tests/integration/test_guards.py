@@ -16,13 +16,16 @@ def _refused(db, sql: str):
 
 
 def _literal_for(column: str) -> str:
+    """A value certainly different from the stored one."""
     if column.endswith("_on") or column == "due_date":
         return NEW_VALUES["date"]
     if column.endswith("_at"):
         return NEW_VALUES["timestamp"]
     if column == "loan_number":
         return "'HACKED1'"
-    return "(SELECT MAX(id) FROM users)" if column.endswith("_by_id") else "99"
+    if column.endswith("_by_id"):
+        return "(SELECT MAX(id) FROM users)"  # the row holds NULL: loans made by the system
+    return f"{column} + 1"
 
 
 @pytest.mark.parametrize("column", IMMUTABLE_LOAN_COLUMNS)
