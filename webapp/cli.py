@@ -366,3 +366,107 @@ def audit_verify():
         return
     click.echo(f"audit chain BROKEN: {report.problem} ({report.checked} entries verified before it)", err=True)
     sys.exit(1)
+
+
+# ---------------------------------------------------------------- worker, scheduler and jobs (RQ)
+
+def _needs_redis(what: str) -> None:
+    if not current_app.config["REDIS_URL"]:
+        click.echo(f"error: {what} needs REDIS_URL; without it (embedded mode) jobs run in-process, "
+                   "e.g. `kisht jobs run dayend` from the system's cron", err=True)
+        sys.exit(1)
+
+
+@cli.command("worker")
+@click.option("--queues", "-q", "queue_names", multiple=True,
+              help="Queues to work, in priority order (repeat or comma-separate); default all")
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty")
+@with_appcontext
+def worker(queue_names, burst):
+    """Run an RQ worker. SIGTERM lets the current job finish, then stops (warm shutdown)."""
+    from rq import Worker
+
+    from jobs import queue, runtime
+
+    _needs_redis("the worker")
+    names = [name.strip() for part in queue_names for name in part.split(",") if name.strip()] or list(queue.QUEUES)
+    unknown = [name for name in names if name not in queue.QUEUES]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)} (the queues are {', '.join(queue.QUEUES)})",
+                                 param_hint="--queues")
+    app = current_app._get_current_object()
+    runtime.set_app(app)  # created once for this process; each job's forked horse inherits it
+    db.engine().dispose()  # and opens its own database connections
+    connection = queue.connection()
+    rq_worker = Worker([queue.get_queue(name, connection) for name in names], connection=connection)
+    rq_worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"], with_scheduler=False)
+
+
+@cli.command("scheduler")
+@click.option("--interval", default=30, show_default=True, help="Seconds between checks for due jobs")
+@click.option("--burst", is_flag=True, help="Reconcile, queue what is due now, and exit")
+@with_appcontext
+def scheduler(interval, burst):
+    """Run rq-scheduler with the declared schedule (jobs/schedule.py), reconciled with Redis first."""
+    from jobs import queue, runtime, schedule
+
+    _needs_redis("the scheduler")
+    runtime.configure_logging(current_app)
+    rq_scheduler = schedule.Scheduler(queue_name="default", connection=queue.connection(), interval=interval)
+    result = schedule.reconcile(rq_scheduler)
+    click.echo(f"schedule reconciled: created {len(result.created)}, replaced {len(result.replaced)}, "
+               f"cancelled {len(result.cancelled)}, kept {len(result.kept)}")
+    _print_schedule()
+    rq_scheduler.run(burst=burst)
+
+
+def _print_schedule() -> None:
+    from jobs import schedule
+    from webapp import clock
+
+    for spec in schedule.SCHEDULE:
+        upcoming = clock.to_ist(schedule.next_run(spec.cron_utc))
+        click.echo(f"  {spec.id}: '{spec.cron_ist}' IST ('{spec.cron_utc}' UTC) -> {spec.func} on queue {spec.queue}; "
+                   f"next {upcoming:%Y-%m-%d %H:%M} IST")
+
+
+@cli.group("jobs")
+def jobs_group():
+    """Jobs: run one inline, see the schedule."""
+
+
+@jobs_group.command("list")
+def jobs_list():
+    """The declared schedule and the jobs `kisht jobs run` knows."""
+    from jobs import tasks
+
+    click.echo("schedule (IST):")
+    _print_schedule()
+    click.echo("run inline with `kisht jobs run NAME`: " + ", ".join(tasks.NAMED))
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@click.option("--date", "date_text", default=None,
+              help="Business date (YYYY-MM-DD); without it day-end catches up every missed date")
+@with_appcontext
+def jobs_run(name, date_text):
+    """Run a job now, in this process; exit 1 unless every run succeeded."""
+    from jobs import runtime, tasks
+    from webapp.errors import ValidationError
+
+    if name not in tasks.NAMED:
+        raise click.BadParameter(f"{name!r} is not a job; the jobs are {', '.join(tasks.NAMED)}", param_hint="NAME")
+    business_date = _parse_date_option(date_text, "--date") if date_text else None
+    runtime.configure_logging(current_app)
+    try:
+        runs = tasks.NAMED[name](business_date)
+    except ValidationError as refused:
+        click.echo(f"error: {refused.message} ({'; '.join(refused.fields.values())})", err=True)
+        sys.exit(1)
+    if not runs:
+        click.echo(f"{name}: nothing to run, every business date up to yesterday (IST) has succeeded")
+    for run in runs:
+        _print_run(run)
+    if any(run.status != "SUCCEEDED" for run in runs):
+        sys.exit(1)

@@ -71,6 +71,8 @@ class BaseConfig:
         self.DAYEND_BATCH_SIZE = _int("DAYEND_BATCH_SIZE", 50_000)
         self.DAYEND_CATCHUP_DAYS = _int("DAYEND_CATCHUP_DAYS", 31)
         self.JOB_LOCK_TTL_SECONDS = _int("JOB_LOCK_TTL_SECONDS", 120)
+        # Job log lines (logger "kisht.jobs") also go to this file, rotated, besides stdout.
+        self.JOB_LOG_FILE = env.get("JOB_LOG_FILE") or str(INSTANCE_DIR / "logs" / "jobs.log")
         self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)

@@ -83,3 +83,6 @@ def users():
     people = session.scalars(select(User).order_by(User.username).limit(500)).all()
     branches = session.scalars(select(Branch).order_by(Branch.code)).all()
     return render_template("admin/users.html", users=people, branches=branches, now_utc=clock.now())
+
+
+from webapp.admin import jobs_routes  # noqa: E402,F401  (day-end runs and kill switches, on this blueprint)

@@ -1,0 +1,38 @@
+"""The job functions RQ runs. Thin: they take dates, call jobs.dayend, and return a plain summary.
+
+The CronRun row is the record of a run; the summary returned here is what RQ keeps as the job's result.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from jobs import dayend
+from jobs.queue import job
+
+DAYEND_TIMEOUT = 6 * 3600  # a full portfolio in batches; RQ stops the job after this
+
+
+def outcome(run) -> dict:
+    return {"run_id": run.id, "job": run.job, "business_date": run.business_date.isoformat(),
+            "attempt": run.attempt, "status": run.status, "loans_processed": run.loans_processed,
+            "error": run.error}
+
+
+@job("dayend", timeout=DAYEND_TIMEOUT)
+def dayend_for_date(business_date: str, force: bool = False) -> dict:
+    """Day-end for one business date (YYYY-MM-DD)."""
+    return outcome(dayend.run_dayend(date.fromisoformat(business_date), force=force))
+
+
+@job("dayend", timeout=DAYEND_TIMEOUT)
+def dayend_catchup() -> list[dict]:
+    """Day-end for every missed business date up to yesterday (IST), oldest first."""
+    return [outcome(run) for run in dayend.run_due()]
+
+
+def dayend_inline(business_date: date | None = None) -> list:
+    """`kisht jobs run dayend`: that date when given, else the catch-up the schedule runs."""
+    return [dayend.run_dayend(business_date)] if business_date else dayend.run_due()
+
+
+NAMED = {"dayend": dayend_inline}  # jobs `kisht jobs run NAME` knows; each returns its CronRuns
