@@ -470,3 +470,48 @@ def jobs_run(name, date_text):
         _print_run(run)
     if any(run.status != "SUCCEEDED" for run in runs):
         sys.exit(1)
+
+# ---------------------------------------------------------------- reminders
+
+@cli.group("reminders")
+def reminders_group():
+    """Payment reminders: run the job for a date, send a failed one again."""
+
+
+@reminders_group.command("run")
+@click.option("--date", "date_text", default=None, help="Business date (YYYY-MM-DD); default today (IST)")
+@with_appcontext
+def reminders_run(date_text):
+    """Select the date's reminders and deliver what is due now; exit 1 unless the run succeeded."""
+    from jobs.reminders import run_reminders
+    from webapp.errors import ValidationError
+
+    business_date = _parse_date_option(date_text, "--date") if date_text else None
+    try:
+        run = run_reminders(business_date)
+    except ValidationError as refused:
+        click.echo(f"error: {refused.message} ({'; '.join(refused.fields.values())})", err=True)
+        sys.exit(1)
+    click.echo(f"reminders {run.business_date} attempt {run.attempt}: {run.status}"
+               + (f" in {run.duration_seconds:.1f} s" if run.duration_seconds is not None else ""))
+    if run.error:
+        click.echo(f"  reason: {run.error}", err=run.status != "SUCCEEDED")
+    counts = json.loads(run.summary or "{}")
+    if counts:
+        click.echo("  " + ", ".join(f"{name} {counts[name]}" for name in
+                                    ("selected", "sent", "deferred", "retrying", "failed", "cancelled") if name in counts))
+    if run.status != "SUCCEEDED":
+        sys.exit(1)
+
+
+@reminders_group.command("resend")
+@click.argument("reminder_id")
+@with_appcontext
+def reminders_resend(reminder_id):
+    """Send a FAILED reminder again (attempts start over; the borrower's contact details are read afresh)."""
+    from webapp.services import reminders
+
+    with unit_of_work() as session:
+        reminder = reminders.resend(session, SystemActor("cli"), reminder_id)
+    click.echo(f"reminder {reminder.id} is PENDING again; the next reminders run delivers it "
+               f"(between 08:00 and 19:00 IST)")

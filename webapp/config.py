@@ -30,6 +30,16 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return int(raw)
 
 
+def _day_list(name: str, default: str) -> tuple[int, ...]:
+    """A comma-separated list of whole numbers of days, each at least 1 ("" for none), sorted, unique."""
+    raw = os.environ.get(name)
+    raw = default if raw is None else raw
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts):
+        refuse(f"{name} must be a comma-separated list of whole numbers of days (each at least 1), not {raw!r}")
+    return tuple(sorted({int(part) for part in parts}))
+
+
 def refuse(reason: str) -> None:
     """Stop start-up with one clear line. Exit status 3 also makes gunicorn's master halt, not respawn."""
     print(f"Kisht refuses to start: {reason}", file=sys.stderr)
@@ -74,6 +84,32 @@ class BaseConfig:
         # Job log lines (logger "kisht.jobs") also go to this file, rotated, besides stdout.
         self.JOB_LOG_FILE = env.get("JOB_LOG_FILE") or str(INSTANCE_DIR / "logs" / "jobs.log")
         self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+        # Payment reminders (docs/architecture.md "Reminders"): which days, how they travel, what they say.
+        self.REMINDER_DAYS_BEFORE = _day_list("REMINDER_DAYS_BEFORE", "3")
+        self.REMINDER_ON_DUE_DAY = _bool(env.get("REMINDER_ON_DUE_DAY"), True)
+        self.REMINDER_OVERDUE_DAYS = _day_list("REMINDER_OVERDUE_DAYS", "1,7,15,30")
+        self.REMINDER_TRANSPORT = (env.get("REMINDER_TRANSPORT") or "log").strip().lower()
+        self.REMINDER_LENDER_NAME = env.get("REMINDER_LENDER_NAME") or "Kisht Finance"
+        self.REMINDER_PAYMENT_CHANNELS = env.get("REMINDER_PAYMENT_CHANNELS") or (
+            "UPI ID kisht.collections@upi; any Kisht branch; https://pay.kisht.example")
+        self.REMINDER_MAX_ATTEMPTS = _int("REMINDER_MAX_ATTEMPTS", 5)
+        self.REMINDER_RETRY_SECONDS = _int("REMINDER_RETRY_SECONDS", 300)  # doubled after each failed attempt
+        self.REMINDER_BATCH_SIZE = _int("REMINDER_BATCH_SIZE", 100)  # deliveries between kill-switch checks
+        self.REMINDER_CATCHUP_DAYS = _int("REMINDER_CATCHUP_DAYS", 7, minimum=0)  # how far back --date may go
+        self.SMTP_HOST = env.get("SMTP_HOST", "")
+        self.SMTP_PORT = _int("SMTP_PORT", 587)
+        self.SMTP_USER = env.get("SMTP_USER", "")
+        self.SMTP_PASSWORD = env.get("SMTP_PASSWORD", "")
+        self.SMTP_FROM = env.get("SMTP_FROM", "")
+        self.SMTP_STARTTLS = _bool(env.get("SMTP_STARTTLS"), True)
+        self.SMTP_TIMEOUT_SECONDS = _int("SMTP_TIMEOUT_SECONDS", 20)
+        self.REMINDER_WEBHOOK_URL = env.get("REMINDER_WEBHOOK_URL", "")
+        self.REMINDER_WEBHOOK_SECRET = env.get("REMINDER_WEBHOOK_SECRET", "")
+        self.REMINDER_WEBHOOK_CHANNEL = (env.get("REMINDER_WEBHOOK_CHANNEL") or "SMS").strip().upper()
+        self.REMINDER_WEBHOOK_TIMEOUT_SECONDS = _int("REMINDER_WEBHOOK_TIMEOUT_SECONDS", 10)
+        problem = reminder_setting_problem(self)
+        if problem:
+            refuse(problem)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
         self.SESSION_COOKIE_HTTPONLY = True
@@ -154,4 +190,20 @@ def ledger_setting_problem(config) -> str | None:
         parse_buckets(config.BUCKETS)
     except ValueError as problem:
         return f"BUCKETS: {problem}"
+    return None
+
+def reminder_setting_problem(config) -> str | None:
+    """Why the reminder transport settings are unusable, or None."""
+    transport = config.REMINDER_TRANSPORT
+    if transport not in ("log", "smtp", "webhook"):
+        return f"REMINDER_TRANSPORT must be log, smtp or webhook, not {transport!r}"
+    if transport == "smtp" and not (config.SMTP_HOST and config.SMTP_FROM):
+        return "REMINDER_TRANSPORT=smtp needs SMTP_HOST and SMTP_FROM"
+    if transport == "webhook":
+        if not config.REMINDER_WEBHOOK_URL.startswith(("https://", "http://")):
+            return "REMINDER_TRANSPORT=webhook needs REMINDER_WEBHOOK_URL (http:// or https://)"
+        if len(config.REMINDER_WEBHOOK_SECRET) < 16:
+            return "REMINDER_TRANSPORT=webhook needs REMINDER_WEBHOOK_SECRET (at least 16 characters)"
+    if config.REMINDER_WEBHOOK_CHANNEL not in ("SMS", "WHATSAPP"):
+        return f"REMINDER_WEBHOOK_CHANNEL must be SMS or WHATSAPP, not {config.REMINDER_WEBHOOK_CHANNEL!r}"
     return None
