@@ -30,6 +30,7 @@ USERS = {
     "adm": ("admin", None),
     "lockme": ("finance", None),
     "paycol": ("collector", "PUNE01"),  # owns the E2EPAY loans, so "col"'s worklist stays as counted
+    "dspcol": ("collector", "PUNE01"),  # owns E2EDSP1 (test_disputes.py)
 }
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -61,6 +62,8 @@ def _seed_loans(today) -> list[dict]:
         row("E2EPAY3", "Vijay Pawar", "9876543223", "paycol", "100000", 70, 40),    # double submit
         row("E2EPAY4", "Rekha Gaikwad", "9876543224", "paycol", "100000", 70, 40),  # backdated by collector
         row("E2EPAY5", "Sanjay Kale", "9876543225", "paycol", "100000", 70, 40),    # backdated by manager
+        # test_disputes.py: a dispute raised with a photo, then upheld by the branch manager.
+        row("E2EDSP1", "Nandini Kulkarni", "9876543231", "dspcol", "120000", 70, 40),
     ]
 
 
@@ -83,7 +86,8 @@ def base_url(tmp_path_factory):
     """The live server's root URL, e.g. http://127.0.0.1:54321."""
     url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'kisht-e2e.db'}"
     # SHOW_FRIENDLY_500: a server error shows the 500 page in the browser instead of killing the thread.
-    app = create_app({"APP_ENV": "test", "DATABASE_URL": url, "REDIS_URL": "", "SHOW_FRIENDLY_500": True})
+    app = create_app({"APP_ENV": "test", "DATABASE_URL": url, "REDIS_URL": "", "SHOW_FRIENDLY_500": True,
+                      "EVIDENCE_DIR": str(tmp_path_factory.mktemp("e2e-evidence"))})
     migrate(app)
     _seed(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)  # port 0: the OS picks a free port

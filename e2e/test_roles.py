@@ -12,10 +12,10 @@ pytestmark = pytest.mark.e2e
 
 # username → (home path, home title, the exact navigation links that role sees)
 HOMES = {
-    "col": ("/collector/", "My worklist", ["My worklist"]),
-    "mgr": ("/manager/", "Branch overview", ["Branch", "Loans", "Approvals", "Audit log"]),
-    "fin": ("/finance/", "Portfolio", ["Portfolio", "Loans", "Approvals", "Audit log"]),  # reversals
-    "leg": ("/legal/", "NPA queue", ["NPA queue", "Loans", "Audit log"]),
+    "col": ("/collector/", "My worklist", ["My worklist", "Disputes"]),
+    "mgr": ("/manager/", "Branch overview", ["Branch", "Loans", "Approvals", "Disputes", "Audit log"]),
+    "fin": ("/finance/", "Portfolio", ["Portfolio", "Loans", "Approvals", "Disputes", "Audit log"]),  # reversals
+    "leg": ("/legal/", "NPA queue", ["NPA queue", "Loans", "Disputes", "Audit log"]),
     "adm": ("/admin/", "Overview", ["Overview", "Loans", "New loan", "Import", "Users", "Audit log"]),
 }
 

@@ -130,6 +130,7 @@ def _register_blueprints(app: Flask) -> None:
     from webapp.audit_log.routes import bp as audit_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.collector.routes import bp as collector_bp
+    from webapp.disputes.routes import bp as disputes_bp
     from webapp.finance.routes import bp as finance_bp
     from webapp.health import bp as health_bp
     from webapp.legal.routes import bp as legal_bp
@@ -141,5 +142,6 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in (auth_bp, health_bp, loans_bp, collector_bp, manager_bp, finance_bp, legal_bp, admin_bp, audit_bp,
                       payments_bp, approvals_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(disputes_bp)
     app.register_blueprint(reminders_bp)
     csrf.exempt(health_bp)

@@ -40,6 +40,15 @@ def _day_list(name: str, default: str) -> tuple[int, ...]:
     return tuple(sorted({int(part) for part in parts}))
 
 
+def _sla_days(raw: str) -> tuple[int, ...]:
+    """DISPUTE_SLA_DAYS: whole numbers of days, strictly increasing, e.g. "7,15,30"."""
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts) or \
+            any(int(a) >= int(b) for a, b in zip(parts, parts[1:])):
+        refuse(f"DISPUTE_SLA_DAYS must be increasing whole numbers of days like 7,15,30, not {raw!r}")
+    return tuple(int(part) for part in parts)
+
+
 def refuse(reason: str) -> None:
     """Stop start-up with one clear line. Exit status 3 also makes gunicorn's master halt, not respawn."""
     print(f"Kisht refuses to start: {reason}", file=sys.stderr)
@@ -83,7 +92,15 @@ class BaseConfig:
         self.JOB_LOCK_TTL_SECONDS = _int("JOB_LOCK_TTL_SECONDS", 120)
         # Job log lines (logger "kisht.jobs") also go to this file, rotated, besides stdout.
         self.JOB_LOG_FILE = env.get("JOB_LOG_FILE") or str(INSTANCE_DIR / "logs" / "jobs.log")
-        self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+        # Disputes: evidence files (PDF, JPEG, PNG) live outside static/ and are served only by a route that
+        # checks the loan's scope; each is at most EVIDENCE_MAX_BYTES, a dispute holds EVIDENCE_MAX_FILES.
+        self.EVIDENCE_DIR = env.get("EVIDENCE_DIR") or str(INSTANCE_DIR / "evidence")
+        self.EVIDENCE_MAX_BYTES = _int("EVIDENCE_MAX_BYTES", 5 * 1024 * 1024)
+        self.EVIDENCE_MAX_FILES = _int("EVIDENCE_MAX_FILES", 5)
+        # Age bands of open disputes, in days; past the last one a dispute is overdue.
+        self.DISPUTE_SLA_DAYS = _sla_days(env.get("DISPUTE_SLA_DAYS") or "7,15,30")
+        # Largest request body: a dispute with its full allowance of evidence (5 × 5 MB) plus the form.
+        self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 26 * 1024 * 1024)
         # Payment reminders (docs/architecture.md "Reminders"): which days, how they travel, what they say.
         self.REMINDER_DAYS_BEFORE = _day_list("REMINDER_DAYS_BEFORE", "3")
         self.REMINDER_ON_DUE_DAY = _bool(env.get("REMINDER_ON_DUE_DAY"), True)

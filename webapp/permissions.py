@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import wraps
 
 from flask_login import current_user
-from sqlalchemy import false, true
+from sqlalchemy import false, or_, true
 
 from webapp.errors import Forbidden, Unauthorized
 
@@ -41,7 +41,9 @@ MATRIX: dict[str, frozenset[Perm]] = {
     "admin": frozenset({P.VIEW_LOANS, P.CREATE_LOANS, P.ASSIGN_COLLECTOR, P.READ_AUDIT, P.ADMINISTER}),
 }
 
-# Which loans each role sees: assigned to them, their branch, all, or the NPA queue.
+# Which loans each role sees: assigned to them, their branch, all, or the NPA queue. Legal's "npa" scope
+# also holds every loan that carries a conduct complaint (loans.has_conduct_complaint, set by the disputes
+# service when one is raised), whatever its class.
 LOAN_SCOPE = {"collector": "assigned", "manager": "branch", "finance": "all", "legal": "npa", "admin": "all"}
 # Which audit entries a reader sees.
 AUDIT_SCOPE = {"manager": "branch", "finance": "all", "legal": "all", "admin": "all"}
@@ -70,7 +72,7 @@ def loan_filter(user):
     if scope == "assigned":
         return Loan.collector_id == user.id
     if scope == "npa":
-        return Loan.asset_class == "NPA"
+        return or_(Loan.asset_class == "NPA", Loan.has_conduct_complaint.is_(True))
     return false()
 
 
@@ -80,7 +82,7 @@ def loan_visible(user, loan) -> bool:
         scope == "all"
         or (scope == "branch" and loan.branch_id == user.branch_id)
         or (scope == "assigned" and loan.collector_id == user.id)
-        or (scope == "npa" and loan.asset_class == "NPA")
+        or (scope == "npa" and (loan.asset_class == "NPA" or bool(loan.has_conduct_complaint)))
     )
 
 

@@ -2,12 +2,13 @@
 from webapp.models.audit import AuditChainHead, AuditEntry
 from webapp.models.collections import Contact, Escalation, EscalationNote, LoanScore, Promise
 from webapp.models.dayend import CronRun, DayendPosition, FeatureFlag
+from webapp.models.disputes import Dispute, DisputeEvidence
 from webapp.models.loans import Borrower, Instalment, Loan
 from webapp.models.org import Branch, User
 from webapp.models.payments import Allocation, Approval, IdempotencyRecord, Payment, Reversal
 from webapp.models.reminders import Reminder
 
 __all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "Contact", "CronRun",
-           "DayendPosition", "Escalation", "EscalationNote", "LoanScore", "Promise",
+           "DayendPosition", "Dispute", "DisputeEvidence", "Escalation", "EscalationNote", "LoanScore", "Promise",
            "FeatureFlag", "IdempotencyRecord",
            "Instalment", "Loan", "Payment", "Reminder", "Reversal", "User"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String,
+                        UniqueConstraint, false)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp import clock
@@ -77,6 +78,9 @@ class Loan(Base):
     asset_class: Mapped[str] = mapped_column(String(8), default="STANDARD", index=True)
     bucket: Mapped[str] = mapped_column(String(16), index=True)
     position_date: Mapped[date | None] = mapped_column(Date)
+    # Set by the disputes service when a conduct complaint is raised on the loan, never cleared: it puts
+    # the loan in legal's scope (webapp/permissions.py) whatever its class, with its disputes' history.
+    has_conduct_complaint: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
 
     borrower: Mapped[Borrower] = relationship(lazy="joined")
     branch: Mapped[Branch] = relationship(lazy="joined")

@@ -1,0 +1,1 @@
+"""Disputes: raise with evidence, the review queue, review and resolution, evidence downloads."""
