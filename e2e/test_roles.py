@@ -13,10 +13,11 @@ pytestmark = pytest.mark.e2e
 # username → (home path, home title, the exact navigation links that role sees)
 HOMES = {
     "col": ("/collector/", "My worklist", ["My worklist", "Disputes"]),
-    "mgr": ("/manager/", "Branch overview", ["Branch", "Loans", "Approvals", "Disputes", "Audit log"]),
+    "mgr": ("/manager/", "Branch overview", ["Branch", "Loans", "Approvals", "Disputes", "Escalations", "Audit log"]),
     "fin": ("/finance/", "Portfolio", ["Portfolio", "Loans", "Approvals", "Disputes", "Audit log"]),  # reversals
-    "leg": ("/legal/", "NPA queue", ["NPA queue", "Loans", "Disputes", "Audit log"]),
-    "adm": ("/admin/", "Overview", ["Overview", "Loans", "New loan", "Import", "Users", "Audit log"]),
+    "leg": ("/legal/", "NPA queue", ["NPA queue", "Loans", "Disputes", "Escalations", "Audit log"]),
+    "adm": ("/admin/", "Overview", ["Overview", "Loans", "New loan", "Import", "Users", "Audit log", "Day-end",
+                                    "Kill switches", "Reminders"]),
 }
 
 

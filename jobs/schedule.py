@@ -35,8 +35,10 @@ class Scheduled:
 
 
 SCHEDULE: tuple[Scheduled, ...] = (
-    Scheduled("dayend-catchup", "15 0 * * *", "jobs.tasks.dayend_catchup", "dayend", DAYEND_TIMEOUT,
-              "Day-end for every missed business date up to yesterday (IST)"),
+    Scheduled("nightly", "15 0 * * *", "jobs.tasks.nightly", "dayend", DAYEND_TIMEOUT,
+              "Day-end for every missed business date up to yesterday (IST), then scoring and escalation"),
+    Scheduled("reminders-hourly", "5 * * * *", "jobs.reminders.reminders_due", "default", 30 * 60,
+              "Queue today's reminders and deliver what the 08:00–19:00 IST window allows"),
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from jobs import dayend
+from jobs import collections, dayend, reminders
 from jobs.queue import job
 
 DAYEND_TIMEOUT = 6 * 3600  # a full portfolio in batches; RQ stops the job after this
@@ -30,9 +30,27 @@ def dayend_catchup() -> list[dict]:
     return [outcome(run) for run in dayend.run_due()]
 
 
+@job("dayend", timeout=DAYEND_TIMEOUT)
+def nightly() -> list[dict]:
+    """The scheduled chain: day-end catch-up, then priority scoring and escalation on the latest date."""
+    return [outcome(run) for run in collections.run_nightly()]
+
+
 def dayend_inline(business_date: date | None = None) -> list:
     """`kisht jobs run dayend`: that date when given, else the catch-up the schedule runs."""
     return [dayend.run_dayend(business_date)] if business_date else dayend.run_due()
 
 
-NAMED = {"dayend": dayend_inline}  # jobs `kisht jobs run NAME` knows; each returns its CronRuns
+def _after_dayend(job_name: str):
+    def run(business_date: date | None = None) -> list:
+        from webapp import clock
+
+        return [collections.run_after_dayend(job_name, business_date or clock.last_business_date())]
+
+    return run
+
+
+# Jobs `kisht jobs run NAME` knows; each returns its CronRuns.
+NAMED = {"dayend": dayend_inline, "nightly": lambda business_date=None: collections.run_nightly(),
+         "scoring": _after_dayend("scoring"), "escalation": _after_dayend("escalation"),
+         "reminders": reminders.run_inline}

@@ -129,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
     from webapp.approvals.routes import bp as approvals_bp
     from webapp.audit_log.routes import bp as audit_bp
     from webapp.auth.routes import bp as auth_bp
+    from webapp.collections.routes import bp as collections_bp
     from webapp.collector.routes import bp as collector_bp
     from webapp.disputes.routes import bp as disputes_bp
     from webapp.finance.routes import bp as finance_bp
@@ -140,7 +141,7 @@ def _register_blueprints(app: Flask) -> None:
     from webapp.reminders.routes import bp as reminders_bp
 
     for blueprint in (auth_bp, health_bp, loans_bp, collector_bp, manager_bp, finance_bp, legal_bp, admin_bp, audit_bp,
-                      payments_bp, approvals_bp):
+                      payments_bp, approvals_bp, collections_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(disputes_bp)
     app.register_blueprint(reminders_bp)

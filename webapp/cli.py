@@ -121,12 +121,21 @@ def _print_logins(passwords: dict[str, str], url: str | None = None):
 @with_appcontext
 def demo_seed(loans_count):
     """Create demo branches, users and loans (or reset the demo passwords when they exist)."""
+    _demo_allowed()
+    _print_logins(_seed_or_reset(loans_count))
+
+
+def _seed_or_reset(loans_count: int = 200) -> dict[str, str]:
+    """Seed once (then run the nightly jobs so screens show day-end, scores and queues), else reset passwords."""
+    from jobs.collections import run_nightly
     from webapp.services import demo
 
-    _demo_allowed()
     with unit_of_work() as session:
-        passwords = demo.reset_passwords(session) if demo.has_demo_data(session) else demo.seed(session, loans_count=loans_count)
-    _print_logins(passwords)
+        fresh = not demo.has_demo_data(session)
+        passwords = demo.seed(session, loans_count=loans_count) if fresh else demo.reset_passwords(session)
+    if fresh:
+        run_nightly()
+    return passwords
 
 
 @demo_group.command("up")
@@ -135,13 +144,9 @@ def demo_seed(loans_count):
 @click.pass_context
 def demo_up(ctx, host, port):
     """Migrate, seed demo data, print the URL and logins, and serve."""
-    from webapp.services import demo
-
     _demo_allowed()
     ctx.invoke(db_upgrade)
-    with unit_of_work() as session:
-        passwords = demo.reset_passwords(session) if demo.has_demo_data(session) else demo.seed(session)
-    _print_logins(passwords, f"http://{host}:{port}/")
+    _print_logins(_seed_or_reset(), f"http://{host}:{port}/")
     from werkzeug.serving import run_simple
 
     run_simple(host, port, current_app._get_current_object(), threaded=True)
@@ -301,11 +306,14 @@ def dayend_run(date_text, force):
 
 
 def _print_run(run) -> None:
-    click.echo(f"day-end {run.business_date} attempt {run.attempt}: {run.status}"
+    label = "day-end" if run.job == "dayend" else run.job
+    click.echo(f"{label} {run.business_date} attempt {run.attempt}: {run.status}"
                + (f" in {run.duration_seconds:.1f} s" if run.duration_seconds is not None else ""))
     if run.error:
         click.echo(f"  reason: {run.error}", err=run.status != "SUCCEEDED")
-    if run.status == "SUCCEEDED":
+    if run.status == "SUCCEEDED" and run.job != "dayend":
+        click.echo(f"  summary: {run.summary}")
+    elif run.status == "SUCCEEDED":
         summary = json.loads(run.summary or "{}")
         click.echo(f"  loans: {summary.get('loans', 0)}  overdue: ₹{summary.get('overdue', '0.00')}")
         click.echo("  classes: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("classes", {}).items())))
@@ -470,6 +478,7 @@ def jobs_run(name, date_text):
         _print_run(run)
     if any(run.status != "SUCCEEDED" for run in runs):
         sys.exit(1)
+
 
 # ---------------------------------------------------------------- reminders
 

@@ -30,6 +30,15 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return int(raw)
 
 
+def _sla_days(raw: str) -> tuple[int, ...]:
+    """DISPUTE_SLA_DAYS: whole numbers of days, strictly increasing, e.g. "7,15,30"."""
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts) or \
+            any(int(a) >= int(b) for a, b in zip(parts, parts[1:])):
+        refuse(f"DISPUTE_SLA_DAYS must be increasing whole numbers of days like 7,15,30, not {raw!r}")
+    return tuple(int(part) for part in parts)
+
+
 def _day_list(name: str, default: str) -> tuple[int, ...]:
     """A comma-separated list of whole numbers of days, each at least 1 ("" for none), sorted, unique."""
     raw = os.environ.get(name)
@@ -38,15 +47,6 @@ def _day_list(name: str, default: str) -> tuple[int, ...]:
     if not all(part.isdigit() and int(part) >= 1 for part in parts):
         refuse(f"{name} must be a comma-separated list of whole numbers of days (each at least 1), not {raw!r}")
     return tuple(sorted({int(part) for part in parts}))
-
-
-def _sla_days(raw: str) -> tuple[int, ...]:
-    """DISPUTE_SLA_DAYS: whole numbers of days, strictly increasing, e.g. "7,15,30"."""
-    parts = [part.strip() for part in raw.split(",")]
-    if not all(part.isdigit() and int(part) >= 1 for part in parts) or \
-            any(int(a) >= int(b) for a, b in zip(parts, parts[1:])):
-        refuse(f"DISPUTE_SLA_DAYS must be increasing whole numbers of days like 7,15,30, not {raw!r}")
-    return tuple(int(part) for part in parts)
 
 
 def refuse(reason: str) -> None:
@@ -90,6 +90,20 @@ class BaseConfig:
         self.DAYEND_BATCH_SIZE = _int("DAYEND_BATCH_SIZE", 50_000)
         self.DAYEND_CATCHUP_DAYS = _int("DAYEND_CATCHUP_DAYS", 31)
         self.JOB_LOCK_TTL_SECONDS = _int("JOB_LOCK_TTL_SECONDS", 120)
+        # Collections (contact rules from RBI's recovery conduct: calls and visits 08:00–19:00 IST only).
+        self.CONTACT_MAX_CALLS_PER_DAY = _int("CONTACT_MAX_CALLS_PER_DAY", 3)
+        self.CONTACT_BACKDATE_DAYS = _int("CONTACT_BACKDATE_DAYS", 3, minimum=0)
+        self.PROMISE_MAX_DAYS = _int("PROMISE_MAX_DAYS", 30)
+        # Priority score = Σ weight × factor (see docs/architecture.md "Priority scoring").
+        self.SCORE_WEIGHTS = {
+            "dpd": _int("SCORE_WEIGHT_DPD", 2, minimum=0),  # per day past due (capped at 365)
+            "overdue": _int("SCORE_WEIGHT_OVERDUE", 1, minimum=0),  # per ₹1,000 overdue (capped at 1,000)
+            "silence": _int("SCORE_WEIGHT_SILENCE", 1, minimum=0),  # per day since the last payment (cap 365)
+            "broken_promise": _int("SCORE_WEIGHT_BROKEN_PROMISE", 30, minimum=0),  # each in the last 90 days
+            "roll": _int("SCORE_WEIGHT_ROLL", 50, minimum=0),  # per class worse than 30 days ago
+        }
+        # Escalation rules: CLASS or DPD>=N → queue level, checked from the last to the first.
+        self.ESCALATION_RULES = env.get("ESCALATION_RULES", "SMA-1:MANAGER_REVIEW,SMA-2:SENIOR_REVIEW,NPA:LEGAL")
         # Job log lines (logger "kisht.jobs") also go to this file, rotated, besides stdout.
         self.JOB_LOG_FILE = env.get("JOB_LOG_FILE") or str(INSTANCE_DIR / "logs" / "jobs.log")
         # Disputes: evidence files (PDF, JPEG, PNG) live outside static/ and are served only by a route that
@@ -208,6 +222,7 @@ def ledger_setting_problem(config) -> str | None:
     except ValueError as problem:
         return f"BUCKETS: {problem}"
     return None
+
 
 def reminder_setting_problem(config) -> str | None:
     """Why the reminder transport settings are unusable, or None."""

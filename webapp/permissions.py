@@ -26,18 +26,20 @@ class Perm(StrEnum):
     RESOLVE_DISPUTE = "resolve_dispute"
     RECONCILE = "reconcile"
     READ_AUDIT = "read_audit"
+    LOG_CONTACT = "log_contact"  # calls, visits and promises to pay
+    WORK_ESCALATIONS = "work_escalations"  # the manager's and legal's review queues
     ADMINISTER = "administer"  # kill switches, users, branches, jobs, backups
 
 
 P = Perm
 MATRIX: dict[str, frozenset[Perm]] = {
-    "collector": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.RAISE_DISPUTE}),
+    "collector": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.RAISE_DISPUTE, P.LOG_CONTACT}),
     "manager": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.APPROVE_BACKDATED, P.REQUEST_REVERSAL,
                           P.APPROVE_REVERSAL, P.RAISE_DISPUTE, P.RESOLVE_DISPUTE, P.READ_AUDIT,
-                          P.ASSIGN_COLLECTOR}),
+                          P.ASSIGN_COLLECTOR, P.LOG_CONTACT, P.WORK_ESCALATIONS}),
     "finance": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.REQUEST_REVERSAL, P.APPROVE_REVERSAL,
                           P.RAISE_DISPUTE, P.RECONCILE, P.READ_AUDIT}),
-    "legal": frozenset({P.VIEW_LOANS, P.RAISE_DISPUTE, P.RESOLVE_DISPUTE, P.READ_AUDIT}),
+    "legal": frozenset({P.VIEW_LOANS, P.RAISE_DISPUTE, P.RESOLVE_DISPUTE, P.READ_AUDIT, P.WORK_ESCALATIONS}),
     "admin": frozenset({P.VIEW_LOANS, P.CREATE_LOANS, P.ASSIGN_COLLECTOR, P.READ_AUDIT, P.ADMINISTER}),
 }
 

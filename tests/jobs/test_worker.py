@@ -53,14 +53,16 @@ def test_the_scheduled_catchup_runs_from_scheduler_to_worker(scratch_url, tmp_pa
     app = scratch_app(scratch_url, tmp_path)
     seed(app, loan_count=1)
     rq_scheduler = Scheduler(connection=redis_db)
-    reconcile(rq_scheduler)
+    reconcile(rq_scheduler, SCHEDULE[:1])
     redis_db.zadd(Scheduler.scheduled_jobs_key, {SCHEDULE[0].id: int(time.time()) - 1})  # 00:15 IST has come
     rq_scheduler.enqueue_jobs()
     runtime.set_app(app)
     work(redis_db, "dayend")
 
-    (run,) = runs(app)
-    assert run.status == "SUCCEEDED" and run.business_date == clock.last_business_date()
+    chain = runs(app)  # day-end catch-up, then scoring and escalation on the latest date
+    assert [(r.job, r.status) for r in chain] == [("dayend", "SUCCEEDED"), ("scoring", "SUCCEEDED"),
+                                                 ("escalation", "SUCCEEDED")]
+    assert chain[0].business_date == clock.last_business_date()
     job = Job.fetch(SCHEDULE[0].id, connection=redis_db)
     assert job.get_status() == "finished" and job.return_value()[0]["status"] == "SUCCEEDED"
     assert [j.id for j in rq_scheduler.get_jobs()] == [SCHEDULE[0].id]  # still scheduled, for tomorrow
@@ -125,6 +127,6 @@ def test_kisht_jobs_run_refusals(run_cli):
     future = run_cli("dayend", "--date", clock.today_ist().isoformat())
     assert future.exit_code == 1 and "date" in future.output
     assert run_cli("dayend", "--date", "2026-02-30").exit_code == 2
-    assert run_cli("nightly").exit_code == 2
+    assert run_cli("no-such-job").exit_code == 2
     switched_off = run_cli("dayend", CRON_ENABLED="off")
     assert switched_off.exit_code == 1 and "CRON_ENABLED is off" in switched_off.output

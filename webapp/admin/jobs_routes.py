@@ -17,7 +17,7 @@ from webapp.htmx import render, trigger
 from webapp.models import CronRun
 from webapp.models.dayend import FLAGS
 from webapp.permissions import Perm, requires
-from webapp.services import audit, dayend, flags
+from webapp.services import dayend, flags
 from webapp.services.loans import parse_date
 from webapp.services.pagination import clamp, paginate
 
@@ -26,9 +26,9 @@ log = logging.getLogger("kisht.admin")
 FLAG_EFFECTS = {
     "CRON_ENABLED": "Day-end and the other scheduled jobs. Off: new runs are refused and a running day-end "
                     "stops before its next batch.",
-    "ESCALATION_ENABLED": "Escalation of overdue loans to the legal queue.",
-    "SCORING_ENABLED": "Risk scoring of loans.",
-    "REMINDERS_ENABLED": "Payment reminders to borrowers.",
+    "ESCALATION_ENABLED": "Opening and closing escalations (manager, senior and legal review queues) after day-end.",
+    "SCORING_ENABLED": "Priority scores that order the worklists. Off: worklists fall back to DPD, then overdue.",
+    "REMINDERS_ENABLED": "Payment reminders to borrowers (SMS/WhatsApp gateway, email, log).",
 }
 
 
@@ -70,15 +70,13 @@ def run_dayend():
     errors: dict[str, str] = {}
     try:
         business_date = parse_date(form["date"])
-        dayend.check_date(business_date)
+        dayend.request_run(db.session(), current_user, business_date, force=form["force"])
     except ValueError as problem:
         errors = {"date": str(problem)}
     except ValidationError as refused:
         errors = refused.fields
     if errors:
         return render("admin/jobs.html", "admin/_run_form.html", 422, **_jobs_context(errors=errors, form=form))
-    audit.record(db.session(), current_user, "dayend.requested", "dayend", business_date.isoformat(),
-                 after={"business_date": business_date.isoformat(), "force": form["force"]})
     try:
         queued = enqueue(tasks.dayend_for_date, business_date.isoformat(), force=form["force"])
     except redis.RedisError as error:

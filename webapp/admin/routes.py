@@ -9,7 +9,7 @@ from webapp import clock, db
 from webapp.admin.forms import AssignCollectorForm, ImportLoansForm, NewLoanForm
 from webapp.errors import ValidationError
 from webapp.htmx import redirect_to, render
-from webapp.loans.routes import loan_page_args
+from webapp.loans.routes import render_loan_list
 from webapp.models import Branch, User
 from webapp.permissions import Perm, home_of, requires
 from webapp.services import loans
@@ -20,11 +20,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @bp.get("/")
 @home_of("admin")
 def home():
-    args = loan_page_args()
-    page = loans.list_for(db.session(), current_user, **args)
     summary = loans.portfolio_summary(db.session(), current_user)
-    return render("admin/home.html", "loans/_table.html", page=page, args=args, summary=summary,
-                  target=request.path)
+    return render_loan_list("admin/home.html", summary=summary)
 
 
 @bp.route("/loans/new", methods=["GET", "POST"])

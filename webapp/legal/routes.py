@@ -1,12 +1,8 @@
 """Legal's queue: NPA loans, longest overdue first."""
-from flask import Blueprint, request
-from flask_login import current_user
+from flask import Blueprint
 
-from webapp import db
-from webapp.htmx import render
-from webapp.loans.routes import loan_page_args
+from webapp.loans.routes import render_loan_list
 from webapp.permissions import home_of
-from webapp.services import loans
 
 bp = Blueprint("legal", __name__, url_prefix="/legal")
 
@@ -14,6 +10,4 @@ bp = Blueprint("legal", __name__, url_prefix="/legal")
 @bp.get("/")
 @home_of("legal")
 def home():
-    args = loan_page_args()
-    page = loans.list_for(db.session(), current_user, **args)
-    return render("legal/home.html", "loans/_table.html", page=page, args=args, target=request.path)
+    return render_loan_list("legal/home.html", default_sort="dpd")

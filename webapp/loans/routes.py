@@ -8,25 +8,36 @@ from webapp import db
 from webapp.htmx import render
 from webapp.permissions import Perm, requires
 from webapp.payments.forms import ReversalForm
-from webapp.services import loans, payments, replay
+from webapp.services import collections, loans, payments, replay
 from webapp.services.pagination import clamp
 
 bp = Blueprint("loans", __name__, url_prefix="/loans")
 
 
-def loan_page_args() -> dict:
+def loan_page_args(default_sort: str = "dpd") -> dict:
     """The list's query parameters, made safe."""
     page, per_page = clamp(request.args.get("page"), request.args.get("per_page"), current_app.config["PAGE_SIZE"])
-    return {"q": request.args.get("q", ""), "asset_class": request.args.get("class", ""),
-            "sort": request.args.get("sort", "dpd"), "page": page, "per_page": per_page}
+    return {"q": request.args.get("q", "")[:64], "asset_class": request.args.get("class", ""),
+            "sort": request.args.get("sort", default_sort), "collector": request.args.get("collector", "")[:64],
+            "page": page, "per_page": per_page}
+
+
+def render_loan_list(page_template: str, *, default_sort: str = "dpd", **context):
+    """Every loan list (worklists, homes, /loans): one query for the page, one each for its flags."""
+    session = db.session()
+    args = loan_page_args(default_sort)
+    sort, ordering_note = collections.worklist_sort(session, args["sort"])
+    page = loans.list_for(session, current_user, **{**args, "sort": sort})
+    ids = [loan.id for loan in page.items]
+    return render(page_template, "loans/_table.html", page=page, args=args, target=request.path,
+                  ordering_note=ordering_note, scores=collections.scores_for(session, ids),
+                  escalations=collections.open_escalations_for(session, ids), **context)
 
 
 @bp.get("/")
 @requires(Perm.VIEW_LOANS)
 def index():
-    args = loan_page_args()
-    page = loans.list_for(db.session(), current_user, **args)
-    return render("loans/index.html", "loans/_table.html", page=page, args=args, target=request.path)
+    return render_loan_list("loans/index.html")
 
 
 @bp.get("/<number>")
@@ -36,4 +47,6 @@ def show(number: str):
     loan = loans.get_for(session, current_user, number)
     position = replay.live_position(session, loan)
     return render("loans/show.html", "loans/_position.html", loan=loan, position=position,
-                  history=payments.history(session, loan), reversal_form=ReversalForm(formdata=None))
+                  history=payments.history(session, loan), reversal_form=ReversalForm(formdata=None),
+                  score=collections.score_of(session, loan.id), contacts=collections.contacts_of(session, loan.id),
+                  escalation=collections.open_escalations_for(session, [loan.id]).get(loan.id))

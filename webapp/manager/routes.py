@@ -1,12 +1,11 @@
 """The branch manager's overview: the branch's portfolio by class and its loans."""
-from flask import Blueprint, request
+from flask import Blueprint
 from flask_login import current_user
 
 from webapp import db
-from webapp.htmx import render
-from webapp.loans.routes import loan_page_args
+from webapp.loans.routes import render_loan_list
 from webapp.permissions import home_of
-from webapp.services import loans
+from webapp.services import collections, loans
 
 bp = Blueprint("manager", __name__, url_prefix="/manager")
 
@@ -14,8 +13,7 @@ bp = Blueprint("manager", __name__, url_prefix="/manager")
 @bp.get("/")
 @home_of("manager")
 def home():
-    args = loan_page_args()
-    page = loans.list_for(db.session(), current_user, **args)
-    summary = loans.portfolio_summary(db.session(), current_user)
-    return render("manager/home.html", "loans/_table.html", page=page, args=args, summary=summary,
-                  target=request.path)
+    session = db.session()
+    return render_loan_list("manager/home.html", default_sort="priority",
+                            summary=loans.portfolio_summary(session, current_user),
+                            promises=collections.promises_due(session, current_user))

@@ -45,6 +45,9 @@ def request_reversal(session: Session, actor, payment_reference: str, raw: Mappi
     elif reason == "OTHER" and not note:
         errors["note"] = "is required when the reason is OTHER"
     open_paise = payment.amount_paise - payments.reversed_paise(payment) - payments.pending_reversal_paise(payment)
+    if open_paise <= 0:
+        raise Conflict(f"Payment {payment.reference} is already reversed or awaiting reversal in full.",
+                       code="nothing_to_reverse")
     amount = open_paise if not str(raw.get("amount") or "").strip() else None
     if amount is None:
         try:

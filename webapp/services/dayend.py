@@ -30,8 +30,10 @@ from sqlalchemy.orm import Session
 
 from webapp import clock, money
 from webapp.errors import ValidationError
+from webapp.permissions import Perm, require
 from webapp.models import CronRun, DayendPosition, Loan
 from webapp.services import audit, ledger
+from webapp.services.collections import SETTLE_PROMISES
 
 JOB = "dayend"
 SYSTEM = audit.Actor(None, "dayend")
@@ -47,6 +49,14 @@ def check_date(business_date: date) -> None:
     if business_date >= clock.today_ist():
         raise ValidationError("Day-end can run only for a date that has ended (IST).",
                               fields={"date": f"must be before {clock.today_ist().isoformat()}"})
+
+
+def request_run(session: Session, actor, business_date: date, *, force: bool) -> None:
+    """An administrator asks for a day-end run from the screen: checked and audited before it is queued."""
+    require(actor, Perm.ADMINISTER)
+    check_date(business_date)
+    audit.record(session, actor, "dayend.requested", "dayend", business_date.isoformat(),
+                 after={"business_date": business_date, "force": force})
 
 
 def _next_attempt(session: Session, job: str, business_date: date) -> int:
@@ -98,6 +108,14 @@ def fail_run(session: Session, run_id: int, reason: str) -> None:
     run = session.get(CronRun, run_id, with_for_update=True)
     if run is not None and run.status == "RUNNING":
         run.status, run.finished_at, run.error = "FAILED", clock.now(), reason[:2000]
+
+
+def complete_run(session: Session, run_id: int, summary: dict) -> CronRun:
+    """Mark a single-step job's run SUCCEEDED with its summary."""
+    run = session.get(CronRun, run_id, with_for_update=True)
+    run.status, run.finished_at, run.heartbeat_at = "SUCCEEDED", clock.now(), clock.now()
+    run.summary = json.dumps(summary, sort_keys=True, default=str)
+    return run
 
 
 def last_succeeded_date(session: Session, job: str = JOB) -> date | None:
@@ -266,6 +284,7 @@ def _statements(dialect: str) -> dict[str, str]:
             FROM dayend_work
             WHERE asset_class <> COALESCE(prior_class, 'STANDARD')
               AND (existing_class IS NULL OR existing_class <> asset_class)""",
+        "promises": SETTLE_PROMISES,
         "count": "SELECT COUNT(*) FROM dayend_work",
         "done": "DELETE FROM dayend_work",
     }
@@ -293,6 +312,7 @@ def process_batch(session: Session, business_date: date, low: int, high: int, st
     run("history")
     run("loans")
     run("instalments")
+    run("promises")
     changes = run("transitions").all()
     audit.record_many(session, SYSTEM, "dayend.class_changed", "loan", [
         (loan_id, {"asset_class": before}, {"asset_class": after, "dpd": dpd, "overdue": money.as_str(overdue),

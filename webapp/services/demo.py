@@ -72,7 +72,24 @@ def seed(session: Session, *, loans_count: int = 200, seed_value: int = 7) -> di
         if history:
             payments.record_history(session, system, loan.loan_number, history)
     _inbox_items(session, rng, users, today)
+    _contacts(session, rng, users["demo.collector"], today)
     return passwords
+
+
+def _contacts(session: Session, rng: random.Random, collector, today) -> None:
+    """Calls logged yesterday at 11:00 IST on a few overdue loans, some with promises to pay."""
+    from webapp.services import collections
+
+    overdue = session.scalars(select(Loan).where(Loan.collector_id == collector.id, Loan.overdue_paise > 0)
+                              .order_by(Loan.dpd.desc()).limit(8)).all()
+    when = f"{(today - timedelta(days=1)).isoformat()}T11:00"
+    for loan in overdue:
+        outcome = rng.choice(("PROMISE_TO_PAY", "PROMISE_TO_PAY", "NOT_REACHABLE", "REFUSED"))
+        fields = {"channel": "CALL", "outcome": outcome, "contacted_at": when, "note": "Demo call"}
+        if outcome == "PROMISE_TO_PAY":
+            fields.update(promise_amount=f"{loan.emi_paise // 100}.{loan.emi_paise % 100:02d}",
+                          promise_date=(today + timedelta(days=rng.randint(1, 6))).isoformat())
+        collections.log_contact(session, collector, loan.loan_number, fields)
 
 
 def _inbox_items(session: Session, rng: random.Random, users: dict, today) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from webapp import clock, money
 from webapp.errors import ImmutableFieldError, NotFound, ValidationError
-from webapp.models import Borrower, Branch, Instalment, Loan, User
+from webapp.models import Borrower, Branch, Instalment, Loan, LoanScore, User
 from webapp.models.loans import LANGUAGES
 from webapp.permissions import Perm, loan_filter, loan_visible, require
 from webapp.services import audit, ledger, replay
@@ -337,14 +337,19 @@ def get_for(session: Session, actor, loan_number: str, *, lock: bool = False) ->
     return loan
 
 
-SORTS = {"dpd": Loan.dpd.desc(), "overdue": Loan.overdue_paise.desc(), "number": Loan.loan_number.asc(),
-         "disbursed": Loan.disbursed_on.desc()}
+SORTS = {"dpd": (Loan.dpd.desc(), Loan.overdue_paise.desc()), "overdue": (Loan.overdue_paise.desc(),),
+         "number": (Loan.loan_number.asc(),), "disbursed": (Loan.disbursed_on.desc(),),
+         "priority": (LoanScore.score.desc().nulls_last(), Loan.dpd.desc(), Loan.overdue_paise.desc())}
 
 
 def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sort: str = "dpd",
-             page: int = 1, per_page: int = 25) -> Page:
+             collector: str = "", page: int = 1, per_page: int = 25) -> Page:
     require(actor, Perm.VIEW_LOANS)
     query = select(Loan).where(loan_filter(actor))
+    if collector:
+        query = query.join(User, User.id == Loan.collector_id).where(User.username == collector.strip().lower())
+    if sort == "priority":
+        query = query.outerjoin(LoanScore, LoanScore.loan_id == Loan.id)
     term = (q or "").strip()[:64]
     if term:
         like = f"%{term.lower()}%"
@@ -353,7 +358,7 @@ def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sor
             Borrower.phone == re.sub(r"\D", "", term)[-10:]))
     if asset_class:
         query = query.where(Loan.asset_class == asset_class)
-    query = query.order_by(SORTS.get(sort, SORTS["dpd"]), Loan.id)
+    query = query.order_by(*SORTS.get(sort, SORTS["dpd"]), Loan.id)
     return paginate(session, query, page, per_page)
 
 

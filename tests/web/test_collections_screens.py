@@ -1,0 +1,84 @@
+"""Contact logging from the worklist, the manager's promises panel, priority ordering notes, escalation queues."""
+import re
+from datetime import date, datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from jobs import collections as collection_jobs
+from jobs import dayend as dayend_job
+from tests.conftest import csrf_token
+from webapp import clock
+from webapp.models import Escalation, Promise
+from webapp.permissions import SystemActor
+from webapp.services import flags
+
+
+@pytest.fixture()
+def at_ten_ist(monkeypatch):
+    instant = datetime(2026, 6, 15, 4, 30, tzinfo=timezone.utc)  # 10:00 IST
+    monkeypatch.setattr(clock, "now", lambda: instant)
+
+
+@pytest.fixture()
+def loan(make_loan, at_ten_ist):
+    return make_loan(loan_number="KL1", disbursed_on="2026-01-01", first_due_on="2026-02-05")
+
+
+def test_worklist_offers_log_contact_and_a_promise_reaches_the_manager(login_as, db, loan):
+    collector = login_as("col")
+    worklist = collector.get("/collector/").get_data(as_text=True)
+    assert 'data-testid="log-contact-KL1"' in worklist
+    form = collector.get("/loans/KL1/contacts/new", headers={"HX-Request": "true"}).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    response = collector.post("/loans/KL1/contacts", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "channel": "CALL", "outcome": "PROMISE_TO_PAY", "contacted_at": "2026-06-15T09:45",
+        "promise_amount": "8884.88", "promise_date": "2026-06-20", "note": "Will pay after salary"})
+    assert response.status_code == 201 and response.headers["HX-Trigger"] == '{"contact-logged": true}'
+    assert "promise of ₹8,884.88" in response.get_data(as_text=True)
+    panel = login_as("mgr").get("/manager/").get_data(as_text=True)
+    assert 'data-testid="promises-due"' in panel and "KL1" in panel.split('data-testid="promises-due"')[1][:600]
+    assert db.scalar(select(Promise.status)) == "OPEN"
+
+
+def test_contact_errors_come_back_inline(login_as, loan):
+    collector = login_as("col")
+    token = csrf_token(collector, "/collector/")
+    response = collector.post("/loans/KL1/contacts", headers={"HX-Request": "true"}, data={
+        "csrf_token": token, "channel": "CALL", "outcome": "NOT_REACHABLE", "contacted_at": "2026-06-15T07:30"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'data-field="contacted_at"' in html and 'id="contact-form"' in html
+
+
+def test_ordering_note_when_scoring_is_off(login_as, db, loan):
+    flags.set_flag(db, SystemActor("t"), "SCORING_ENABLED", False, "tuning")
+    html = login_as("col").get("/collector/").get_data(as_text=True)
+    assert 'data-testid="ordering-note"' in html and "switched off" in html
+
+
+def test_loan_page_explains_the_priority(login_as, db, loan, monkeypatch):
+    later = datetime(2026, 6, 16, 4, 30, tzinfo=timezone.utc)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    dayend_job.run_dayend(date(2026, 6, 15))
+    collection_jobs.run_after_dayend("scoring", date(2026, 6, 15))
+    html = login_as("col").get("/loans/KL1").get_data(as_text=True)
+    assert 'data-testid="why-first"' in html and "Days since the last payment" in html
+
+
+def test_escalation_queue_and_work_form(login_as, db, loan, monkeypatch):
+    later = datetime(2026, 6, 16, 4, 30, tzinfo=timezone.utc)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    dayend_job.run_dayend(date(2026, 6, 15))
+    collection_jobs.run_after_dayend("escalation", date(2026, 6, 15))
+    escalation_id = db.scalar(select(Escalation.id))
+    legal = login_as("leg")
+    assert "KL1" in legal.get("/escalations/").get_data(as_text=True)
+    token = csrf_token(legal, f"/escalations/{escalation_id}")
+    bad = legal.post(f"/escalations/{escalation_id}", headers={"HX-Request": "true"},
+                     data={"csrf_token": token, "notice_sent_on": "2030-01-01"})
+    assert bad.status_code == 422 and 'data-field="notice_sent_on"' in bad.get_data(as_text=True)
+    good = legal.post(f"/escalations/{escalation_id}", headers={"HX-Request": "true"},
+                      data={"csrf_token": token, "note": "Notice drafted", "notice_sent_on": "2026-06-16"})
+    assert good.status_code == 200 and "Notice drafted" in good.get_data(as_text=True)
+    assert login_as("mgr").get(f"/escalations/{escalation_id}").status_code == 404  # LEGAL level: not a manager's
+    assert login_as("col").get("/escalations/").status_code == 403
