@@ -221,6 +221,12 @@ def ledger_setting_problem(config) -> str | None:
         parse_buckets(config.BUCKETS)
     except ValueError as problem:
         return f"BUCKETS: {problem}"
+    from webapp.services.collections import parse_rules
+
+    try:
+        parse_rules(config.ESCALATION_RULES)
+    except ValueError as problem:
+        return f"ESCALATION_RULES: {problem}"
     return None
 
 

@@ -82,3 +82,16 @@ def test_escalation_queue_and_work_form(login_as, db, loan, monkeypatch):
     assert good.status_code == 200 and "Notice drafted" in good.get_data(as_text=True)
     assert login_as("mgr").get(f"/escalations/{escalation_id}").status_code == 404  # LEGAL level: not a manager's
     assert login_as("col").get("/escalations/").status_code == 403
+
+
+def test_disputes_past_their_sla_surface_in_the_escalation_queue(login_as, db, loan, monkeypatch):
+    from webapp.services import disputes
+
+    raised = datetime(2026, 5, 1, 4, 30, tzinfo=timezone.utc)
+    monkeypatch.setattr(clock, "now", lambda: raised)
+    dispute = disputes.raise_dispute(db, db.merge(loan.collector), "KL1",
+                                     {"category": "PAYMENT_NOT_CREDITED", "description": "Paid at the branch"})
+    later = datetime(2026, 6, 16, 4, 30, tzinfo=timezone.utc)  # 46 days later: past the 30-day SLA
+    monkeypatch.setattr(clock, "now", lambda: later)
+    html = login_as("mgr").get("/escalations/").get_data(as_text=True)
+    assert 'data-testid="overdue-disputes"' in html and dispute.reference in html

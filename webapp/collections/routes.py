@@ -10,7 +10,7 @@ from webapp.htmx import render, trigger
 from webapp.models.collections import CHANNELS, OUTCOMES
 from webapp.forms import CsrfOnlyForm
 from webapp.permissions import Perm, requires
-from webapp.services import collections, loans
+from webapp.services import collections, disputes, loans
 from webapp.services.pagination import clamp
 
 bp = Blueprint("collections", __name__)
@@ -55,7 +55,8 @@ def escalations():
     level, status = request.args.get("level", ""), request.args.get("status", "OPEN")
     result = collections.queue(db.session(), current_user, level=level, status=status, page=page, per_page=per_page)
     return render("collections/escalations.html", "collections/_escalations.html", page=result, level=level,
-                  status=status, levels=collections.QUEUE_LEVELS.get(current_user.role, ()))
+                  status=status, levels=collections.QUEUE_LEVELS.get(current_user.role, ()),
+                  overdue_disputes=disputes.overdue_open(db.session(), current_user))
 
 
 @bp.get("/escalations/<escalation_id>")

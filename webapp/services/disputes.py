@@ -547,6 +547,15 @@ def oldest_open(session: Session, actor, limit: int = 10) -> list[Dispute]:
                                 .order_by(Dispute.created_at, Dispute.id).limit(limit)).unique())
 
 
+def overdue_open(session: Session, actor, limit: int = 20) -> list[Dispute]:
+    """Open disputes past the last SLA in the actor's scope (they surface in the escalation queue)."""
+    _require_access(actor)
+    overdue = bands()[-1]
+    return list(session.scalars(_in_scope(select(Dispute), actor)
+                                .where(Dispute.status.in_(OPEN_STATUSES), _band_condition(overdue, clock.today_ist()))
+                                .order_by(Dispute.created_at, Dispute.id).limit(limit)).unique())
+
+
 @dataclass(frozen=True)
 class QueueFilters:
     status: str = "UNRESOLVED"
