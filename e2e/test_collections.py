@@ -1,5 +1,5 @@
 """A collector logs a promise to pay from the worklist; the branch manager sees it on their home."""
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect

@@ -41,10 +41,12 @@ def run_after_dayend(job: str, business_date: date, *, force: bool = False) -> C
                 return _in_session(lambda s: dayend.complete_run(s, run_id, work(s, business_date)))
             except Exception as error:
                 log.exception("%s %s failed", job, business_date)
-                _in_session(lambda s: dayend.fail_run(s, run_id, f"{type(error).__name__}: {error}"))
+                reason = f"{type(error).__name__}: {error}"
+                _in_session(lambda s: dayend.fail_run(s, run_id, reason))
                 return _in_session(lambda s: s.get(CronRun, run_id))
     except LockHeld as held:
-        return _in_session(lambda s: dayend.record_skip(s, job, business_date, str(held), forced=force))
+        reason = str(held)
+        return _in_session(lambda s: dayend.record_skip(s, job, business_date, reason, forced=force))
 
 
 def run_nightly() -> list[CronRun]:

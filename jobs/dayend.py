@@ -42,8 +42,9 @@ def run_dayend(business_date: date, *, force: bool = False,
         with lock:
             return _run_locked(business_date, force, lock, progress)
     except LockHeld as held:
-        log.warning("day-end %s refused: %s", business_date, held)
-        return _in_session(lambda s: dayend.record_skip(s, dayend.JOB, business_date, str(held), forced=force))
+        reason = str(held)
+        log.warning("day-end %s refused: %s", business_date, reason)
+        return _in_session(lambda s: dayend.record_skip(s, dayend.JOB, business_date, reason, forced=force))
 
 
 def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> CronRun:
@@ -89,7 +90,8 @@ def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> Cr
         return run
     except Exception as error:
         log.exception("day-end %s failed", business_date)
-        _in_session(lambda s: dayend.fail_run(s, run_id, f"{type(error).__name__}: {error}"))
+        reason = f"{type(error).__name__}: {error}"
+        _in_session(lambda s: dayend.fail_run(s, run_id, reason))
         return _in_session(lambda s: s.get(CronRun, run_id))
 
 

@@ -51,8 +51,9 @@ def run_reminders(business_date: date | None = None) -> CronRun:
         with lock:
             return _run_locked(business_date, lock)
     except LockHeld as held:
-        log.warning("reminders %s refused: %s", business_date, held)
-        return _in_session(lambda s: dayend.record_skip(s, service.JOB, business_date, str(held)))
+        reason = str(held)
+        log.warning("reminders %s refused: %s", business_date, reason)
+        return _in_session(lambda s: dayend.record_skip(s, service.JOB, business_date, reason))
 
 
 def _run_locked(business_date: date, lock: JobLock) -> CronRun:
@@ -87,7 +88,8 @@ def _run_locked(business_date: date, lock: JobLock) -> CronRun:
         return run
     except Exception as error:
         log.exception("reminders %s failed", business_date)
-        _in_session(lambda s: dayend.fail_run(s, run_id, f"{type(error).__name__}: {error}"))
+        reason = f"{type(error).__name__}: {error}"
+        _in_session(lambda s: dayend.fail_run(s, run_id, reason))
         return _in_session(lambda s: s.get(CronRun, run_id))
 
 
@@ -118,7 +120,8 @@ def _deliver(run_id: int, counts: service.RunCounts, lock: JobLock) -> str | Non
                 outcome = _in_session(lambda s: service.deliver(s, reminder_id))
             except Exception as error:  # one bad row must not hold back the others
                 log.exception("reminder %s: delivery raised", reminder_id)
-                outcome = _in_session(lambda s: service.record_crash(s, reminder_id, error))
+                crash = error
+                outcome = _in_session(lambda s: service.record_crash(s, reminder_id, crash))
             if outcome.status == "SENT":
                 counts.sent += 1
             elif outcome.status == "CANCELLED":

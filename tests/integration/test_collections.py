@@ -1,7 +1,7 @@
 """Contacts under RBI's recovery hours, promises kept and broken at day-end, priority scores, escalations."""
 import os
 import time as systime
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -10,7 +10,7 @@ from jobs import collections as collection_jobs
 from jobs import dayend as dayend_job
 from webapp import clock
 from webapp.errors import Forbidden, NotFound, ValidationError
-from webapp.models import Contact, Escalation, LoanScore, Promise
+from webapp.models import Contact, Escalation, LoanScore
 from webapp.permissions import SystemActor
 from webapp.services import collections, flags, payments
 

@@ -1,6 +1,6 @@
 """The payments ledger through its services: hand-worked ledgers to the paisa, refusals, approvals, reversals."""
 import json
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select, text

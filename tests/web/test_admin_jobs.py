@@ -1,6 +1,6 @@
 """Admin screens: day-end runs (history, lock, run a date) and the kill switches."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select

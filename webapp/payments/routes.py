@@ -1,12 +1,12 @@
 """Recording payments, receipts and reversal requests."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from webapp import clock, db
 from webapp.errors import Conflict, ValidationError
-from webapp.htmx import is_htmx, redirect_to, render, trigger
+from webapp.htmx import redirect_to, render, trigger
 from webapp.idempotent import respond_once
 from webapp.payments.forms import PaymentForm, ReversalForm
 from webapp.permissions import Perm, requires
