@@ -31,6 +31,7 @@ USERS = {
     "lockme": ("finance", None),
     "paycol": ("collector", "PUNE01"),  # owns the E2EPAY loans, so "col"'s worklist stays as counted
     "dspcol": ("collector", "PUNE01"),  # owns E2EDSP1 (test_disputes.py)
+    "rcncol": ("collector", "PUNE01"),  # owns E2ERCN1 (test_reconciliation.py)
 }
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -64,6 +65,8 @@ def _seed_loans(today) -> list[dict]:
         row("E2EPAY5", "Sanjay Kale", "9876543225", "paycol", "100000", 70, 40),    # backdated by manager
         # test_disputes.py: a dispute raised with a photo, then upheld by the branch manager.
         row("E2EDSP1", "Nandini Kulkarni", "9876543231", "dspcol", "120000", 70, 40),
+        # test_reconciliation.py: a UPI payment that the bank statement shows under another reference.
+        row("E2ERCN1", "Prakash Jadhav", "9876543241", "rcncol", "100000", 70, 40),
     ]
 
 

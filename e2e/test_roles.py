@@ -14,7 +14,8 @@ pytestmark = pytest.mark.e2e
 HOMES = {
     "col": ("/collector/", "My worklist", ["My worklist", "Disputes"]),
     "mgr": ("/manager/", "Branch overview", ["Branch", "Loans", "Approvals", "Disputes", "Escalations", "Audit log"]),
-    "fin": ("/finance/", "Portfolio", ["Portfolio", "Loans", "Approvals", "Disputes", "Audit log"]),  # reversals
+    "fin": ("/finance/", "Portfolio", ["Portfolio", "Loans", "Approvals", "Disputes", "Reconciliation",
+                                       "Audit log"]),  # approvals: reversals
     "leg": ("/legal/", "NPA queue", ["NPA queue", "Loans", "Disputes", "Escalations", "Audit log"]),
     "adm": ("/admin/", "Overview", ["Overview", "Loans", "New loan", "Import", "Users", "Audit log", "Day-end",
                                     "Kill switches", "Reminders"]),

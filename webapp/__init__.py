@@ -138,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
     from webapp.loans.routes import bp as loans_bp
     from webapp.manager.routes import bp as manager_bp
     from webapp.payments.routes import bp as payments_bp
+    from webapp.reconciliation.routes import bp as reconciliation_bp
     from webapp.reminders.routes import bp as reminders_bp
 
     for blueprint in (auth_bp, health_bp, loans_bp, collector_bp, manager_bp, finance_bp, legal_bp, admin_bp, audit_bp,
@@ -145,4 +146,5 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.register_blueprint(disputes_bp)
     app.register_blueprint(reminders_bp)
+    app.register_blueprint(reconciliation_bp)
     csrf.exempt(health_bp)

@@ -141,6 +141,18 @@ class BaseConfig:
         problem = reminder_setting_problem(self)
         if problem:
             refuse(problem)
+        # Finance reconciliation (docs/architecture.md "Finance reconciliation"): bank layouts are data, in
+        # webapp/bank_layouts.py; suggestions look this many days either side of a payment's value date;
+        # unmatched items are aged in these bands (days); a statement holds at most this many lines.
+        from webapp.bank_layouts import BANK_LAYOUTS, layouts_problem
+
+        self.BANK_LAYOUTS = BANK_LAYOUTS
+        problem = layouts_problem(self.BANK_LAYOUTS)
+        if problem:
+            refuse(problem)
+        self.RECON_WINDOW_DAYS = _int("RECON_WINDOW_DAYS", 3, minimum=0)
+        self.RECON_AGEING_DAYS = _day_list("RECON_AGEING_DAYS", "3,7,15,30") or (3, 7, 15, 30)
+        self.STATEMENT_MAX_LINES = _int("STATEMENT_MAX_LINES", 20_000)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
         self.SESSION_COOKIE_HTTPONLY = True

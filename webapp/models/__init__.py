@@ -6,9 +6,13 @@ from webapp.models.disputes import Dispute, DisputeEvidence
 from webapp.models.loans import Borrower, Instalment, Loan
 from webapp.models.org import Branch, User
 from webapp.models.payments import Allocation, Approval, IdempotencyRecord, Payment, Reversal
+from webapp.models.reconciliation import (BankStatement, ReconciliationDay, ReconciliationMatch,
+                                          ReconciliationMatchPayment, StatementLine, UnreconcileRequest)
 from webapp.models.reminders import Reminder
 
 __all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "Contact", "CronRun",
            "DayendPosition", "Dispute", "DisputeEvidence", "Escalation", "EscalationNote", "LoanScore", "Promise",
            "FeatureFlag", "IdempotencyRecord",
-           "Instalment", "Loan", "Payment", "Reminder", "Reversal", "User"]
+           "Instalment", "Loan", "Payment", "Reminder", "Reversal", "User",
+           "BankStatement", "ReconciliationDay", "ReconciliationMatch", "ReconciliationMatchPayment", "StatementLine",
+           "UnreconcileRequest"]

@@ -64,6 +64,9 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # Set when a confirmed reconciliation match holds the payment: from then on it is locked (no reversal,
+    # no status change) until an approved unreconcile releases it (migration 0007_reconciliation).
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     loan: Mapped[Loan] = relationship(lazy="joined", innerjoin=True)
     recorded_by: Mapped[User | None] = relationship(lazy="joined")

@@ -31,7 +31,8 @@ def request_reversal(session: Session, actor, payment_reference: str, raw: Mappi
     require(actor, Perm.REQUEST_REVERSAL)
     payment = payments.get_for(session, actor, payment_reference)
     loans.get_for(session, actor, payment.loan.loan_number, lock=True)  # serialise with postings ...
-    session.expire(payment, ["reversals"])  # ... and read its reversals under that lock
+    session.expire(payment, ["reversals", "reconciled_at"])  # ... and read them under that lock
+    _refuse_if_reconciled(actor, payment, "request a reversal")
     if payment.status != "POSTED":
         raise Conflict(f"Payment {payment.reference} is {payment.status.replace('_', ' ').lower()}; "
                        "only posted payments can be reversed.", code="not_posted")
@@ -70,6 +71,19 @@ def request_reversal(session: Session, actor, payment_reference: str, raw: Mappi
                  after={"approval_id": approval.id, "amount": money.as_str(amount), "reason": reason, "note": note},
                  branch_id=payment.branch_id)
     return approval
+
+
+def _refuse_if_reconciled(actor, payment, attempted: str) -> None:
+    """A reconciled payment is locked (matched to a bank credit): say so, and audit the refused attempt."""
+    if payment.reconciled_at is None:
+        return
+    raise Conflict(
+        f"Payment {payment.reference} is reconciled with the bank statement and cannot be reversed or changed. "
+        "Finance must first unreconcile it (asked with a reason, approved by a second finance user).",
+        code="payment_reconciled",
+        attempt=audit.RefusedAttempt(audit.Actor.of(actor), "payment.change_refused", "payment", payment.reference,
+                                     {"action": attempted, "reconciled_at": payment.reconciled_at},
+                                     payment.branch_id))
 
 
 # ---------------------------------------------------------------- the inbox
@@ -196,6 +210,9 @@ def decide(session: Session, actor, approval_ids: Iterable, *, approve: bool, re
 def _decide_one(session: Session, actor, approval: Approval, approve: bool, reason: str) -> Approval:
     payment = approval.payment
     loan = loans.get_for(session, actor, payment.loan.loan_number, lock=True)
+    if approve and approval.kind == "REVERSAL":
+        session.refresh(payment, ["reconciled_at"])
+        _refuse_if_reconciled(actor, payment, f"approve reversal {approval.id}")
     before = replay.live_position(session, loan)
     approval.status = "APPROVED" if approve else "REJECTED"
     approval.checker_id = getattr(actor, "id", None)

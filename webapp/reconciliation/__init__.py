@@ -1,0 +1,1 @@
+"""Finance reconciliation: statements, matching, queues, unreconcile, dashboard and daily close."""
