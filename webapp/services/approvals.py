@@ -31,7 +31,7 @@ def request_reversal(session: Session, actor, payment_reference: str, raw: Mappi
     require(actor, Perm.REQUEST_REVERSAL)
     payment = payments.get_for(session, actor, payment_reference)
     loans.get_for(session, actor, payment.loan.loan_number, lock=True)  # serialise with postings ...
-    session.expire(payment, ["reversals", "reconciled_at"])  # ... and read them under that lock
+    session.expire(payment, ["reversals", "reconciled_at", "status"])  # ... and read them under that lock
     _refuse_if_reconciled(actor, payment, "request a reversal")
     if payment.status != "POSTED":
         raise Conflict(f"Payment {payment.reference} is {payment.status.replace('_', ' ').lower()}; "
