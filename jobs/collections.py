@@ -6,8 +6,9 @@ from datetime import date
 
 from flask import current_app
 
-from jobs.dayend import _in_session, run_due
+from jobs.dayend import run_due
 from jobs.locks import JobLock, LockHeld
+from jobs.transaction import in_transaction
 from webapp.models import CronRun
 from webapp.services import collections, dayend, flags
 
@@ -32,21 +33,21 @@ def run_after_dayend(job: str, business_date: date, *, force: bool = False) -> C
 
     try:
         with lock:
-            run = _in_session(start)
+            run = in_transaction(start)
             if run.status == "SKIPPED":
                 log.warning("%s %s skipped: %s", job, business_date, run.error)
                 return run
             run_id = run.id
             try:
-                return _in_session(lambda s: dayend.complete_run(s, run_id, work(s, business_date)))
+                return in_transaction(lambda s: dayend.complete_run(s, run_id, work(s, business_date)))
             except Exception as error:
                 log.exception("%s %s failed", job, business_date)
                 reason = f"{type(error).__name__}: {error}"
-                _in_session(lambda s: dayend.fail_run(s, run_id, reason))
-                return _in_session(lambda s: s.get(CronRun, run_id))
+                in_transaction(lambda s: dayend.fail_run(s, run_id, reason))
+                return in_transaction(lambda s: s.get(CronRun, run_id))
     except LockHeld as held:
         reason = str(held)
-        return _in_session(lambda s: dayend.record_skip(s, job, business_date, reason, forced=force))
+        return in_transaction(lambda s: dayend.record_skip(s, job, business_date, reason, forced=force))
 
 
 def run_nightly() -> list[CronRun]:

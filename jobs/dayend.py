@@ -11,25 +11,13 @@ from typing import Callable
 from flask import current_app
 
 from jobs.locks import JobLock, LockHeld
-from webapp import clock, db
+from jobs.transaction import in_transaction
+from webapp import clock
 from webapp.models import CronRun
 from webapp.services import dayend, flags
 
 log = logging.getLogger("kisht.jobs")
 FLAG = "CRON_ENABLED"
-
-
-def _in_session(work):
-    session = db.new_session()
-    try:
-        result = work(session)
-        session.commit()
-        return result
-    except Exception:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def run_dayend(business_date: date, *, force: bool = False,
@@ -44,7 +32,7 @@ def run_dayend(business_date: date, *, force: bool = False,
     except LockHeld as held:
         reason = str(held)
         log.warning("day-end %s refused: %s", business_date, reason)
-        return _in_session(lambda s: dayend.record_skip(s, dayend.JOB, business_date, reason, forced=force))
+        return in_transaction(lambda s: dayend.record_skip(s, dayend.JOB, business_date, reason, forced=force))
 
 
 def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> CronRun:
@@ -62,7 +50,7 @@ def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> Cr
         run.batches_total = len(ranges)
         return run, ranges, dayend.statements_for(session)
 
-    run, ranges, statements = _in_session(start)
+    run, ranges, statements = in_transaction(start)
     if run.status == "SKIPPED":
         log.warning("day-end %s refused: %s", business_date, run.error)
         return run
@@ -72,40 +60,40 @@ def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> Cr
         for number, (low, high) in enumerate(ranges, start=1):
             stop = _stop_reason(lock)
             if stop:
-                _in_session(lambda s: dayend.fail_run(s, run_id, f"stopped after {number - 1} of {len(ranges)} "
+                in_transaction(lambda s: dayend.fail_run(s, run_id, f"stopped after {number - 1} of {len(ranges)} "
                                                                   f"batches: {stop}"))
                 log.warning("day-end %s stopped: %s", business_date, stop)
-                return _in_session(lambda s: s.get(CronRun, run_id))
+                return in_transaction(lambda s: s.get(CronRun, run_id))
 
             def batch(session, low=low, high=high):
                 result = dayend.process_batch(session, business_date, low, high, statements)
                 dayend.heartbeat(session, run_id, result)
 
-            _in_session(batch)
+            in_transaction(batch)
             if progress:
                 progress(number, len(ranges))
-        run = _in_session(lambda s: dayend.finish_run(s, run_id))
+        run = in_transaction(lambda s: dayend.finish_run(s, run_id))
         log.info("day-end %s succeeded: %s loans in %.1f s", business_date, run.loans_processed,
                  run.duration_seconds or 0)
         return run
     except Exception as error:
         log.exception("day-end %s failed", business_date)
         reason = f"{type(error).__name__}: {error}"
-        _in_session(lambda s: dayend.fail_run(s, run_id, reason))
-        return _in_session(lambda s: s.get(CronRun, run_id))
+        in_transaction(lambda s: dayend.fail_run(s, run_id, reason))
+        return in_transaction(lambda s: s.get(CronRun, run_id))
 
 
 def _stop_reason(lock: JobLock) -> str | None:
     if not lock.still_held():
         return "lost the day-end lock"
-    if not _in_session(lambda s: flags.is_enabled(s, FLAG)):
+    if not in_transaction(lambda s: flags.is_enabled(s, FLAG)):
         return f"{FLAG} was switched off"
     return None
 
 
 def run_due() -> list[CronRun]:
     """The scheduled entry point: every missed business date up to yesterday (IST), oldest first."""
-    dates = _in_session(lambda s: dayend.dates_due(s, clock.today_ist(), current_app.config["DAYEND_CATCHUP_DAYS"]))
+    dates = in_transaction(lambda s: dayend.dates_due(s, clock.today_ist(), current_app.config["DAYEND_CATCHUP_DAYS"]))
     runs = []
     for business_date in dates:
         run = run_dayend(business_date)

@@ -12,8 +12,9 @@ from datetime import date
 from flask import current_app
 
 from jobs.locks import JobLock, LockHeld
+from jobs.transaction import in_transaction
 from jobs.queue import job
-from webapp import clock, db
+from webapp import clock
 from webapp.models import CronRun
 from webapp.services import dayend, flags
 from webapp.services import reminders as service
@@ -23,19 +24,6 @@ TIMEOUT = 30 * 60  # RQ stops a run after this; the next hourly run carries on w
 # The schedule entry for jobs/schedule.py (hourly: 08:05 … 18:05 IST deliver, the others select and defer):
 #   Scheduled("reminders-hourly", "5 * * * *", "jobs.reminders.reminders_due", "default", TIMEOUT,
 #             "Payment reminders: today's selection (IST), then delivery 08:00-19:00 IST")
-
-
-def _in_session(work):
-    session = db.new_session()
-    try:
-        result = work(session)
-        session.commit()
-        return result
-    except Exception:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def run_reminders(business_date: date | None = None) -> CronRun:
@@ -53,7 +41,7 @@ def run_reminders(business_date: date | None = None) -> CronRun:
     except LockHeld as held:
         reason = str(held)
         log.warning("reminders %s refused: %s", business_date, reason)
-        return _in_session(lambda s: dayend.record_skip(s, service.JOB, business_date, reason))
+        return in_transaction(lambda s: dayend.record_skip(s, service.JOB, business_date, reason))
 
 
 def _run_locked(business_date: date, lock: JobLock) -> CronRun:
@@ -64,7 +52,7 @@ def _run_locked(business_date: date, lock: JobLock) -> CronRun:
             return dayend.record_skip(session, service.JOB, business_date, f"{service.FLAG} is off")
         return service.start_run(session, business_date, stale_after_seconds=config["JOB_LOCK_TTL_SECONDS"] * 2)
 
-    run = _in_session(start)
+    run = in_transaction(start)
     if run.status == "SKIPPED":
         log.warning("reminders %s skipped: %s", business_date, run.error)
         return run
@@ -76,21 +64,21 @@ def _run_locked(business_date: date, lock: JobLock) -> CronRun:
             counts.selected = added
             service.heartbeat(session, run_id, counts)
 
-        _in_session(select)
+        in_transaction(select)
         log.info("reminders %s: run %s selected %s", business_date, run_id, counts.selected)
         stop = _deliver(run_id, counts, lock)
         if stop:
-            _in_session(lambda s: dayend.fail_run(s, run_id, f"stopped after {counts.sent} sent: {stop}"))
+            in_transaction(lambda s: dayend.fail_run(s, run_id, f"stopped after {counts.sent} sent: {stop}"))
             log.warning("reminders %s stopped: %s", business_date, stop)
-            return _in_session(lambda s: s.get(CronRun, run_id))
-        run = _in_session(lambda s: service.finish_run(s, run_id, counts))
+            return in_transaction(lambda s: s.get(CronRun, run_id))
+        run = in_transaction(lambda s: service.finish_run(s, run_id, counts))
         log.info("reminders %s succeeded: %s", business_date, counts.as_dict())
         return run
     except Exception as error:
         log.exception("reminders %s failed", business_date)
         reason = f"{type(error).__name__}: {error}"
-        _in_session(lambda s: dayend.fail_run(s, run_id, reason))
-        return _in_session(lambda s: s.get(CronRun, run_id))
+        in_transaction(lambda s: dayend.fail_run(s, run_id, reason))
+        return in_transaction(lambda s: s.get(CronRun, run_id))
 
 
 def _deliver(run_id: int, counts: service.RunCounts, lock: JobLock) -> str | None:
@@ -103,25 +91,25 @@ def _deliver(run_id: int, counts: service.RunCounts, lock: JobLock) -> str | Non
             return stop
         now = clock.now()
         if not service.in_window(now):
-            counts.deferred += _in_session(lambda s: service.defer_outside_window(s, now))
-            _in_session(lambda s: service.heartbeat(s, run_id, counts, batch_done=False))
+            counts.deferred += in_transaction(lambda s: service.defer_outside_window(s, now))
+            in_transaction(lambda s: service.heartbeat(s, run_id, counts, batch_done=False))
             return None
-        counts.failed += _in_session(lambda s: service.fail_exhausted(s, now, max_attempts))
-        ids = _in_session(lambda s: service.due_ids(s, now, max_attempts, batch_size))
+        counts.failed += in_transaction(lambda s: service.fail_exhausted(s, now, max_attempts))
+        ids = in_transaction(lambda s: service.due_ids(s, now, max_attempts, batch_size))
         if not ids:
             return None
         for reminder_id in ids:
             moment = clock.now()
             if not service.in_window(moment):
                 break  # the window closed during the batch: the next round defers the rest
-            if not _in_session(lambda s: service.claim(s, reminder_id, moment, max_attempts)):
+            if not in_transaction(lambda s: service.claim(s, reminder_id, moment, max_attempts)):
                 continue  # another worker took it, or it is no longer waiting
             try:
-                outcome = _in_session(lambda s: service.deliver(s, reminder_id))
+                outcome = in_transaction(lambda s: service.deliver(s, reminder_id))
             except Exception as error:  # one bad row must not hold back the others
                 log.exception("reminder %s: delivery raised", reminder_id)
                 crash = error
-                outcome = _in_session(lambda s: service.record_crash(s, reminder_id, crash))
+                outcome = in_transaction(lambda s: service.record_crash(s, reminder_id, crash))
             if outcome.status == "SENT":
                 counts.sent += 1
             elif outcome.status == "CANCELLED":
@@ -130,13 +118,13 @@ def _deliver(run_id: int, counts: service.RunCounts, lock: JobLock) -> str | Non
                 counts.failed += 1
             else:
                 counts.retrying += 1
-        _in_session(lambda s: service.heartbeat(s, run_id, counts))
+        in_transaction(lambda s: service.heartbeat(s, run_id, counts))
 
 
 def _stop_reason(lock: JobLock) -> str | None:
     if not lock.still_held():
         return "lost the reminders lock"
-    if not _in_session(lambda s: flags.is_enabled(s, service.FLAG)):
+    if not in_transaction(lambda s: flags.is_enabled(s, service.FLAG)):
         return f"{service.FLAG} was switched off"
     return None
 

@@ -111,16 +111,7 @@ class InboxFilters:
 
 
 def parse_filters(args: Mapping[str, str]) -> InboxFilters:
-    errors, dates = {}, {}
-    for name in ("date_from", "date_to"):
-        raw = (args.get(name) or "").strip()
-        if raw:
-            try:
-                dates[name] = loans.parse_date(raw)
-            except ValueError as problem:
-                errors[name] = str(problem)
-    if errors:
-        raise ValidationError("The filters are not valid.", fields=errors)
+    dates = loans.parse_dates(args)
     status = (args.get("status") or "PENDING").upper()
     return InboxFilters(status=status if status in ("PENDING", "APPROVED", "REJECTED") else "PENDING",
                         kind=(args.get("kind") or "").upper(), maker=(args.get("maker") or "").strip().lower()[:64],

@@ -108,6 +108,21 @@ def parse_date(raw: str, *, not_after: date | None = None) -> date:
     return parsed
 
 
+def parse_dates(args: Mapping[str, str | None], names: tuple[str, ...] = ("date_from", "date_to")) -> dict[str, date]:
+    """Optional YYYY-MM-DD filter fields; a bad one is refused by name."""
+    values, errors = {}, {}
+    for name in names:
+        raw = (args.get(name) or "").strip()
+        if raw:
+            try:
+                values[name] = parse_date(raw)
+            except ValueError as problem:
+                errors[name] = str(problem)
+    if errors:
+        raise ValidationError("The dates are not valid.", fields=errors)
+    return values
+
+
 def parse_new_loan(raw: Mapping[str, str | None]) -> tuple[NewLoan | None, dict[str, str]]:
     """Validate one loan's fields (form, CSV row or API body); returns the loan or field → problem."""
     errors: dict[str, str] = {}

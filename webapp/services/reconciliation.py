@@ -731,16 +731,7 @@ class Dashboard:
 
 def parse_range(args: Mapping[str, str], *, default_days: int = 14) -> tuple[date, date]:
     today = clock.today_ist()
-    errors, values = {}, {}
-    for name in ("date_from", "date_to"):
-        raw = (args.get(name) or "").strip()
-        if raw:
-            try:
-                values[name] = loans.parse_date(raw)
-            except ValueError as problem:
-                errors[name] = str(problem)
-    if errors:
-        raise ValidationError("The dates are not valid.", fields=errors)
+    values = loans.parse_dates(args)
     date_to = values.get("date_to") or today
     date_from = values.get("date_from") or date_to - timedelta(days=default_days - 1)
     if date_from > date_to:
