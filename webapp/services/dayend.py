@@ -194,6 +194,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work (
 )"""
 
 
+# Every table a batch touches also gets the batch's id range: the planner then reads each one by range
+# instead of probing it once per loan (measured on a million loans: 144 s → 79 s, bench/dayend_whatif.py).
 def _compute_sql(dialect: str, buckets: str) -> str:
     d = "CAST(:d AS DATE)" if dialect == "postgresql" else ":d"
     return f"""
@@ -220,7 +222,7 @@ WITH reversed AS (
                     THEN i.due_date END) AS oldest_live,
            COALESCE(MAX(r.r_day), 0) AS r_day, COALESCE(MAX(r.r_live), 0) AS r_live
     FROM instalments i
-    JOIN loans l ON l.id = i.loan_id
+    JOIN loans l ON l.id = i.loan_id AND l.id >= :lo AND l.id < :hi
     LEFT JOIN received r ON r.loan_id = i.loan_id
     WHERE i.loan_id >= :lo AND i.loan_id < :hi AND l.disbursed_on <= :d
     GROUP BY i.loan_id, l.branch_id, l.position_date, l.asset_class
@@ -239,7 +241,9 @@ WITH reversed AS (
            {_class_sql('pos.live_dpd', 'pos.live_overdue', 'COALESCE(prev.asset_class, pos.stored_class)')} AS live_class
     FROM pos
     LEFT JOIN dayend_positions prev ON prev.business_date = :prev AND prev.loan_id = pos.loan_id
+                                   AND prev.loan_id >= :lo AND prev.loan_id < :hi
     LEFT JOIN dayend_positions cur ON cur.business_date = :d AND cur.loan_id = pos.loan_id
+                                  AND cur.loan_id >= :lo AND cur.loan_id < :hi
 )
 SELECT loan_id, branch_id, dpd, asset_class, {_bucket_sql('dpd', buckets)}, overdue, oldest_day,
        CASE WHEN prior_class = asset_class AND prior_since IS NOT NULL THEN prior_since ELSE {d} END,
@@ -266,7 +270,7 @@ def _statements(dialect: str) -> dict[str, str]:
             UPDATE loans SET dpd = w.live_dpd, asset_class = w.live_class, bucket = w.live_bucket,
                    overdue_paise = w.live_overdue, position_date = :d
             FROM dayend_work w
-            WHERE loans.id = w.loan_id AND loans.status = 'ACTIVE'
+            WHERE loans.id = w.loan_id AND loans.id >= :lo AND loans.id < :hi AND loans.status = 'ACTIVE'
               AND (loans.dpd <> w.live_dpd OR loans.asset_class <> w.live_class OR loans.bucket <> w.live_bucket
                    OR loans.overdue_paise <> w.live_overdue)""",
         "instalments": f"""
@@ -278,7 +282,8 @@ def _statements(dialect: str) -> dict[str, str]:
                 interest_paid_paise = {interest.replace('i.', 'instalments.')},
                 principal_paid_paise = {principal.replace('i.', 'instalments.')}
             FROM dayend_work w
-            WHERE instalments.loan_id = w.loan_id AND instalments.status = 'DUE' AND instalments.due_date <= :d""",
+            WHERE instalments.loan_id = w.loan_id AND instalments.loan_id >= :lo AND instalments.loan_id < :hi
+              AND instalments.status = 'DUE' AND instalments.due_date <= :d""",
         "transitions": """
             SELECT loan_id, branch_id, COALESCE(prior_class, 'STANDARD'), asset_class, dpd, overdue_paise
             FROM dayend_work
