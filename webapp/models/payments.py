@@ -48,6 +48,9 @@ class Payment(Base):
               sqlite_where=text(f"receipt_number IS NOT NULL AND status NOT IN ({_in(RELEASED_STATUSES)})")),
         Index("ix_payments_loan_id_value_date", "loan_id", "value_date"),
         Index("ix_payments_borrower_id_value_date", "borrower_id", "value_date"),
+        # Day-end's money received per loan, read from the index alone (migration 0008).
+        Index("ix_payments_posted_by_loan", "loan_id", postgresql_include=["id", "value_date", "amount_paise"],
+              postgresql_where=text("status = 'POSTED'"), sqlite_where=text("status = 'POSTED'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
