@@ -5,6 +5,8 @@ Rules live in webapp/services/dayend.py; this drives them, one transaction per s
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Callable
 
@@ -55,23 +57,14 @@ def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> Cr
         log.warning("day-end %s refused: %s", business_date, run.error)
         return run
     run_id = run.id
-    log.info("day-end %s started: run %s, %s batches", business_date, run_id, len(ranges))
+    parallel = _parallel_batches()
+    log.info("day-end %s started: run %s, %s batches, %s at a time", business_date, run_id, len(ranges), parallel)
     try:
-        for number, (low, high) in enumerate(ranges, start=1):
-            stop = _stop_reason(lock)
-            if stop:
-                in_transaction(lambda s: dayend.fail_run(s, run_id, f"stopped after {number - 1} of {len(ranges)} "
-                                                                  f"batches: {stop}"))
-                log.warning("day-end %s stopped: %s", business_date, stop)
-                return in_transaction(lambda s: s.get(CronRun, run_id))
-
-            def batch(session, low=low, high=high):
-                result = dayend.process_batch(session, business_date, low, high, statements)
-                dayend.heartbeat(session, run_id, result)
-
-            in_transaction(batch)
-            if progress:
-                progress(number, len(ranges))
+        stopped = _run_batches(business_date, run_id, ranges, statements, parallel, lock, progress)
+        if stopped:
+            in_transaction(lambda s: dayend.fail_run(s, run_id, stopped))
+            log.warning("day-end %s stopped: %s", business_date, stopped)
+            return in_transaction(lambda s: s.get(CronRun, run_id))
         run = in_transaction(lambda s: dayend.finish_run(s, run_id))
         log.info("day-end %s succeeded: %s loans in %.1f s", business_date, run.loans_processed,
                  run.duration_seconds or 0)
@@ -81,6 +74,59 @@ def _run_locked(business_date: date, force: bool, lock: JobLock, progress) -> Cr
         reason = f"{type(error).__name__}: {error}"
         in_transaction(lambda s: dayend.fail_run(s, run_id, reason))
         return in_transaction(lambda s: s.get(CronRun, run_id))
+
+
+def _parallel_batches() -> int:
+    """Batches are disjoint id ranges, so PostgreSQL runs several at once; SQLite has one writer."""
+    config = current_app.config
+    if config["DATABASE_URL"].startswith("sqlite"):
+        return 1
+    return config["DAYEND_PARALLEL_BATCHES"]
+
+
+def _run_batches(business_date: date, run_id: int, ranges: list[tuple[int, int]], statements: dict[str, str],
+                 parallel: int, lock: JobLock, progress) -> str | None:
+    """Every batch in its own transaction, `parallel` at a time, each connection its own.
+
+    Before each batch the lock and the kill switch are checked; once either says stop, no further batch
+    starts (those running finish and commit). Returns why it stopped, or None when every batch is done.
+    """
+    app = current_app._get_current_object()
+    guard = threading.Lock()
+    done: list[int] = []
+    stop: list[str] = []
+
+    def one(low: int, high: int) -> None:
+        with app.app_context():
+            with guard:  # checked under the guard so that no batch starts after another has seen "stop"
+                reason = None if stop else _stop_reason(lock)
+                if reason:
+                    stop.append(f"stopped after {len(done)} of {len(ranges)} batches: {reason}")
+                if stop:
+                    return
+
+            def batch(session):
+                result = dayend.process_batch(session, business_date, low, high, statements)
+                dayend.heartbeat(session, run_id, result)
+
+            try:
+                in_transaction(batch)
+            except Exception:
+                with guard:
+                    stop.append("a batch failed")
+                raise
+            with guard:
+                done.append(low)
+                if progress:
+                    progress(len(done), len(ranges))
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dayend-batch") as pool:
+        futures = [pool.submit(one, low, high) for low, high in ranges]
+        for future in futures:
+            future.exception()  # wait for all; the first error is raised below
+    for future in futures:
+        future.result()
+    return stop[0] if stop else None
 
 
 def _stop_reason(lock: JobLock) -> str | None:

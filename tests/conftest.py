@@ -33,6 +33,11 @@ def backend(request) -> str:
     return request.param
 
 
+# The `db` fixture runs every session of a test on one connection, so day-end runs its batches one at a
+# time here; tests/integration/test_dayend_processes.py runs them in parallel on a database of its own.
+TEST_CONFIG = {"APP_ENV": "test", "REDIS_URL": "", "DAYEND_PARALLEL_BATCHES": 1}
+
+
 @pytest.fixture(scope="session")
 def database_url(backend, tmp_path_factory) -> str:
     if backend == "sqlite":
@@ -43,7 +48,7 @@ def database_url(backend, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def app(database_url):
     """The app that serves the test client's requests."""
-    application = create_app({"APP_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": ""})
+    application = create_app(TEST_CONFIG | {"DATABASE_URL": database_url})
     migrate(application)
     yield application
     application.extensions["kisht.engine"].dispose()
@@ -56,7 +61,7 @@ def service_app(app, database_url):
     Being a different app object, it makes every test-client request push its own app context (fresh
     `g`, as in production) instead of joining the test's.
     """
-    twin = create_app({"APP_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": ""})
+    twin = create_app(TEST_CONFIG | {"DATABASE_URL": database_url})
     twin.extensions["kisht.engine"].dispose()
     twin.extensions["kisht.engine"] = app.extensions["kisht.engine"]
     return twin

@@ -16,9 +16,10 @@ from tests.conftest import loan_row, migrate
 from webapp import clock, create_app
 from webapp import db as kisht_db
 from webapp.config import ROOT
-from webapp.models import CronRun
+from jobs import dayend as job
+from webapp.models import CronRun, DayendPosition
 from webapp.permissions import SystemActor
-from webapp.services import loans, org
+from webapp.services import dayend, flags, loans, org
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 LOANS = 200  # one loan per batch: a run long enough to be caught in the middle
@@ -116,3 +117,72 @@ def test_without_redis_the_database_guard_refuses_a_second_run(database):
     first.communicate(timeout=120)
     assert second.returncode == 1 and "still running" in second_out, second_out
     assert first.returncode == 0
+
+
+def day_rows(app, day):
+    with app.app_context():
+        with kisht_db.new_session() as session:
+            return session.execute(select(DayendPosition.loan_id, DayendPosition.dpd, DayendPosition.asset_class,
+                                          DayendPosition.bucket, DayendPosition.overdue_paise,
+                                          DayendPosition.overdue_since, DayendPosition.class_since)
+                                   .where(DayendPosition.business_date == day)
+                                   .order_by(DayendPosition.loan_id)).all()
+
+
+def run_inline(app, day, *, parallel: int, force: bool = False, progress=None):
+    app.config.update(DAYEND_BATCH_SIZE=7, DAYEND_PARALLEL_BATCHES=parallel)
+    with app.app_context():
+        return job.run_dayend(day, force=force, progress=progress)
+
+
+def test_parallel_batches_give_the_rows_of_one_at_a_time(database):
+    app, _ = database
+    day = clock.today_ist() - timedelta(days=4)
+    parallel = run_inline(app, day, parallel=2)
+    assert parallel.status == "SUCCEEDED" and parallel.loans_processed == LOANS and parallel.batches_done == 29
+    together = day_rows(app, day)
+    serial = run_inline(app, day, parallel=1, force=True)
+    assert serial.status == "SUCCEEDED" and day_rows(app, day) == together and len(together) == LOANS
+    assert {r.asset_class for r in together} != {"STANDARD"}  # the loans are overdue: real work was compared
+
+
+def test_a_kill_switch_flipped_during_parallel_batches_stops_them_cleanly(database):
+    app, _ = database
+    day = clock.today_ist() - timedelta(days=5)
+
+    def switch_off_after_three(done, _total):
+        if done == 3:
+            with kisht_db.new_session() as session:
+                flags.set_flag(session, SystemActor("test"), "CRON_ENABLED", False, reason="test: stop mid-run")
+                session.commit()
+
+    try:
+        run = run_inline(app, day, parallel=2, progress=switch_off_after_three)
+    finally:
+        with app.app_context():
+            with kisht_db.new_session() as session:
+                flags.set_flag(session, SystemActor("test"), "CRON_ENABLED", True, reason="test: back on")
+                session.commit()
+    assert run.status == "FAILED" and "CRON_ENABLED was switched off" in run.error
+    # The batch running beside the third may finish; none starts after the switch is seen.
+    assert 3 <= run.batches_done <= 4 and len(day_rows(app, day)) == run.loans_processed < LOANS
+    again = run_inline(app, day, parallel=2)
+    assert again.status == "SUCCEEDED" and len(day_rows(app, day)) == LOANS
+
+
+def test_a_batch_failing_in_parallel_fails_the_run_and_a_rerun_completes(database, monkeypatch):
+    app, _ = database
+    day = clock.today_ist() - timedelta(days=6)
+    real = dayend.process_batch
+
+    def fail_third(session, business_date, low, high, statements):
+        if low == 15:  # the third range of seven loans from id 1
+            raise RuntimeError("connection lost")
+        return real(session, business_date, low, high, statements)
+
+    monkeypatch.setattr(dayend, "process_batch", fail_third)
+    failed = run_inline(app, day, parallel=2)
+    assert failed.status == "FAILED" and "connection lost" in failed.error and failed.batches_done < 29
+    monkeypatch.setattr(dayend, "process_batch", real)
+    rerun = run_inline(app, day, parallel=2)
+    assert rerun.status == "SUCCEEDED" and rerun.attempt == 2 and len(day_rows(app, day)) == LOANS
