@@ -148,3 +148,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reminders_bp)
     app.register_blueprint(reconciliation_bp)
     csrf.exempt(health_bp)
+    from webapp import api
+
+    api.init_app(app, csrf)  # /api/v1: its blueprint, CSRF exemption (token auth) and rate limits

@@ -155,6 +155,16 @@ class BaseConfig:
         self.RECON_WINDOW_DAYS = _int("RECON_WINDOW_DAYS", 3, minimum=0)
         self.RECON_AGEING_DAYS = _day_list("RECON_AGEING_DAYS", "3,7,15,30") or (3, 7, 15, 30)
         self.STATEMENT_MAX_LINES = _int("STATEMENT_MAX_LINES", 20_000)
+        # JSON API v1 (docs/api.md "Authentication", "Rate limits"): token lifetimes, the JWT signing key (default
+        # SECRET_KEY), and flask-limiter limits in its notation ("N per minute", several separated by ";").
+        self.API_ACCESS_TOKEN_MINUTES = _int("API_ACCESS_TOKEN_MINUTES", 15)
+        self.API_REFRESH_TOKEN_DAYS = _int("API_REFRESH_TOKEN_DAYS", 7)
+        self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY", "")
+        self.API_RATE_LIMITS_ENABLED = _bool(env.get("API_RATE_LIMITS_ENABLED"), self.APP_ENV != "test")
+        self.API_RATE_LIMIT_STORAGE_URL = env.get("API_RATE_LIMIT_STORAGE_URL", "")  # default: REDIS_URL
+        self.API_LIMIT_LOGIN = env.get("API_LIMIT_LOGIN") or "5 per minute"  # per username and per client address
+        self.API_LIMIT_REFRESH = env.get("API_LIMIT_REFRESH") or "10 per minute"  # per token family
+        self.API_LIMIT_DEFAULT = env.get("API_LIMIT_DEFAULT") or "300 per minute;5000 per hour"  # per token family
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
         self.SESSION_COOKIE_HTTPONLY = True

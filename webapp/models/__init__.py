@@ -1,4 +1,5 @@
 """All models, imported here so Alembic and the app see one metadata."""
+from webapp.models.api_tokens import ApiRefreshToken, ApiTokenFamily
 from webapp.models.audit import AuditChainHead, AuditEntry
 from webapp.models.collections import Contact, Escalation, EscalationNote, LoanScore, Promise
 from webapp.models.dayend import CronRun, DayendPosition, FeatureFlag
@@ -10,7 +11,7 @@ from webapp.models.reconciliation import (BankStatement, ReconciliationDay, Reco
                                           ReconciliationMatchPayment, StatementLine, UnreconcileRequest)
 from webapp.models.reminders import Reminder
 
-__all__ = ["Allocation", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "Contact", "CronRun",
+__all__ = ["Allocation", "ApiRefreshToken", "ApiTokenFamily", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "Contact", "CronRun",
            "DayendPosition", "Dispute", "DisputeEvidence", "Escalation", "EscalationNote", "LoanScore", "Promise",
            "FeatureFlag", "IdempotencyRecord",
            "Instalment", "Loan", "Payment", "Reminder", "Reversal", "User",

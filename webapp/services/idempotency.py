@@ -81,3 +81,12 @@ def complete(session: Session, record: IdempotencyRecord, status_code: int, body
 def _is_lock_timeout(error: DBAPIError) -> bool:
     code = getattr(getattr(error, "orig", None), "sqlstate", None)
     return code == "55P03" or "database is locked" in str(error)
+
+
+def is_stored(session: Session, key: str, owner_id: int | None, request_fingerprint: str) -> bool:
+    """Whether `key` already holds the stored response to this very request (a replay, no new work)."""
+    if not KEY_RE.match(key or ""):
+        return False
+    record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+    return (record is not None and record.status_code != 0 and record.owner_id == owner_id
+            and record.fingerprint == request_fingerprint)

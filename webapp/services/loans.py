@@ -357,10 +357,38 @@ SORTS = {"dpd": (Loan.dpd.desc(), Loan.overdue_paise.desc()), "overdue": (Loan.o
          "priority": (LoanScore.score.desc().nulls_last(), Loan.dpd.desc(), Loan.overdue_paise.desc())}
 
 
+@dataclass(frozen=True)
+class ListFilters:
+    """The API's extra loan-list filters (screens use q, asset_class, collector and sort)."""
+
+    branch: str = ""
+    bucket: str = ""
+    status: str = ""
+    dpd_min: int | None = None
+    dpd_max: int | None = None
+    disbursed_from: date | None = None
+    disbursed_to: date | None = None
+
+
 def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sort: str = "dpd",
-             collector: str = "", page: int = 1, per_page: int = 25) -> Page:
+             collector: str = "", page: int = 1, per_page: int = 25, filters: ListFilters | None = None) -> Page:
     require(actor, Perm.VIEW_LOANS)
     query = select(Loan).where(loan_filter(actor))
+    if filters is not None:
+        if filters.branch:
+            query = query.join(Branch, Branch.id == Loan.branch_id).where(Branch.code == filters.branch.upper())
+        if filters.bucket:
+            query = query.where(Loan.bucket == filters.bucket)
+        if filters.status:
+            query = query.where(Loan.status == filters.status)
+        if filters.dpd_min is not None:
+            query = query.where(Loan.dpd >= filters.dpd_min)
+        if filters.dpd_max is not None:
+            query = query.where(Loan.dpd <= filters.dpd_max)
+        if filters.disbursed_from:
+            query = query.where(Loan.disbursed_on >= filters.disbursed_from)
+        if filters.disbursed_to:
+            query = query.where(Loan.disbursed_on <= filters.disbursed_to)
     if collector:
         query = query.join(User, User.id == Loan.collector_id).where(User.username == collector.strip().lower())
     if sort == "priority":
