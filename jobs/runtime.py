@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from contextlib import contextmanager
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
 
-from webapp.logs import FORMAT, RequestIdFilter
+from webapp import logs
+from webapp.logs import RequestIdFilter
 
 log = logging.getLogger("kisht.jobs")
 _app: Flask | None = None
@@ -62,8 +61,10 @@ def app_context():
 
 
 def configure_logging(app: Flask) -> None:
-    """In a process that runs jobs, "kisht.jobs" writes to its own rotating file and to stdout.
+    """In a process that runs jobs, "kisht.jobs" writes JSON lines to its own rotated file and to stdout.
 
+    The file is JOB_LOG_FILE, rotated like the application log (midnight IST or LOG_MAX_BYTES, retention
+    LOG_RETENTION_DAYS / LOG_KEEP_FILES); ERROR lines also reach error.log when the process logs to files.
     Worker, scheduler and `kisht jobs run` call this; a job run inside a web request (embedded mode) logs
     with the web process.
     """
@@ -72,30 +73,18 @@ def configure_logging(app: Flask) -> None:
         return
     for handler in [h for h in log.handlers if getattr(h, "kisht_jobs", None)]:
         log.removeHandler(handler)
-        handler.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(FORMAT)
-    handlers = [RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=10, encoding="utf-8"),
-                _Stdout()]
+        if not getattr(handler, "kisht", None):  # the shared error.log handler belongs to the root
+            handler.close()
+    formatter = logs.KishtJsonFormatter()
+    handlers = [logs.file_handler(path, app.config), logs._StdoutHandler()]
     for handler in handlers:
-        handler.kisht_jobs = str(path)
         handler.setFormatter(formatter)
         handler.addFilter(RequestIdFilter())
+    error_log = logs.error_file_handler(app.config)
+    if error_log is not None:
+        handlers.append(error_log)
+    for handler in handlers:
+        handler.kisht_jobs = str(path)
         log.addHandler(handler)
     log.setLevel(app.config["LOG_LEVEL"])
     log.propagate = False  # the root handler would print every line a second time
-
-
-class _Stdout(logging.StreamHandler):
-    """Writes to sys.stdout as it is at each line (test runners and click swap it)."""
-
-    def __init__(self):
-        super().__init__(sys.stdout)
-
-    @property
-    def stream(self):
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, _value):
-        pass

@@ -27,11 +27,14 @@ def create_app(test_config: dict | None = None) -> Flask:
                 instance_path=str(INSTANCE_DIR))
     app.config.from_object(config)
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
-    logs.configure(app.config["LOG_LEVEL"])
+    logs.configure(app.config)
     if app.config["APP_ENV"] == "production":
         _refuse_unsafe_production(app.config)
     db.init_app(app)
     if app.config["APP_ENV"] == "production":
+        from webapp.ops.startup import check_production
+
+        check_production(app)  # time zone, METRICS_TOKEN, database and Redis answering
         _refuse_demo_users(app)
     login_manager.init_app(app)
     _register_request_lifecycle(app)  # first, so even a CSRF refusal carries a request id
@@ -41,6 +44,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"], x_proto=app.config["PROXY_HOPS"])
     _register_templates(app)
     _register_blueprints(app)
+    from webapp import ops
+
+    ops.register(app)  # request log lines and metrics, /metrics, /admin/system
     return app
 
 

@@ -58,6 +58,7 @@ def refuse(reason: str) -> None:
 class BaseConfig:
     APP_ENV = "development"
     TESTING = False
+    DEFAULT_LOG_OUTPUT = "stdout"
 
     def __init__(self) -> None:
         env = os.environ
@@ -72,6 +73,22 @@ class BaseConfig:
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").strip().upper()
         if self.LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             refuse(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {self.LOG_LEVEL!r}")
+        # Operations (docs/deployment.md "Logs", "Metrics", "Backups"): JSON logs to rotated files or stdout.
+        self.LOG_OUTPUT = (env.get("LOG_OUTPUT") or self.DEFAULT_LOG_OUTPUT).strip().lower()
+        if self.LOG_OUTPUT not in ("files", "stdout"):
+            refuse(f"LOG_OUTPUT must be files or stdout, not {self.LOG_OUTPUT!r}")
+        self.LOG_DIR = env.get("LOG_DIR") or str(INSTANCE_DIR / "logs")
+        self.LOG_MAX_BYTES = _int("LOG_MAX_BYTES", 50 * 1024 * 1024)
+        self.LOG_RETENTION_DAYS = _int("LOG_RETENTION_DAYS", 30)
+        self.LOG_KEEP_FILES = _int("LOG_KEEP_FILES", 60)
+        # /metrics answers a bearer METRICS_TOKEN, or any client in METRICS_ALLOW (addresses/networks).
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
+        self.METRICS_ALLOW = env.get("METRICS_ALLOW", "127.0.0.1/32,::1/128")
+        self.BACKUP_DIR = env.get("BACKUP_DIR") or str(INSTANCE_DIR / "backups")
+        self.BACKUP_KEEP_DAILY = _int("BACKUP_KEEP_DAILY", 7, minimum=0)
+        self.BACKUP_KEEP_WEEKLY = _int("BACKUP_KEEP_WEEKLY", 4, minimum=0)
+        self.BACKUP_KEEP_MONTHLY = _int("BACKUP_KEEP_MONTHLY", 12, minimum=0)
+        self.PG_BIN_DIR = env.get("PG_BIN_DIR", "")  # where pg_dump/pg_restore live when not on PATH
         # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (0: none).
         self.PROXY_HOPS = _int("PROXY_HOPS", 0, minimum=0)
         # Login and session policy.
@@ -107,7 +124,7 @@ class BaseConfig:
         # Escalation rules: CLASS or DPD>=N → queue level, checked from the last to the first.
         self.ESCALATION_RULES = env.get("ESCALATION_RULES", "SMA-1:MANAGER_REVIEW,SMA-2:SENIOR_REVIEW,NPA:LEGAL")
         # Job log lines (logger "kisht.jobs") also go to this file, rotated, besides stdout.
-        self.JOB_LOG_FILE = env.get("JOB_LOG_FILE") or str(INSTANCE_DIR / "logs" / "jobs.log")
+        self.JOB_LOG_FILE = env.get("JOB_LOG_FILE") or str(Path(self.LOG_DIR) / "jobs.log")
         # Disputes: evidence files (PDF, JPEG, PNG) live outside static/ and are served only by a route that
         # checks the loan's scope; each is at most EVIDENCE_MAX_BYTES, a dispute holds EVIDENCE_MAX_FILES.
         self.EVIDENCE_DIR = env.get("EVIDENCE_DIR") or str(INSTANCE_DIR / "evidence")
@@ -203,6 +220,7 @@ class TestConfig(BaseConfig):
 
 class ProductionConfig(BaseConfig):
     APP_ENV = "production"
+    DEFAULT_LOG_OUTPUT = "files"
 
     def __init__(self) -> None:
         super().__init__()
