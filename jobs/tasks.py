@@ -36,6 +36,20 @@ def nightly() -> list[dict]:
     return [outcome(run) for run in collections.run_nightly()]
 
 
+BACKUP_TIMEOUT = 4 * 3600
+
+
+@job("default", timeout=BACKUP_TIMEOUT)
+def backup_daily() -> dict:
+    """The nightly backup: create, verify by restoring into a scratch database, prune (webapp/services/backup.py)."""
+    from flask import current_app
+
+    from webapp import db
+    from webapp.services import backup
+
+    return backup.daily(current_app.config, db.engine())
+
+
 def dayend_inline(business_date: date | None = None) -> list:
     """`kisht jobs run dayend`: that date when given, else the catch-up the schedule runs."""
     return [dayend.run_dayend(business_date)] if business_date else dayend.run_due()

@@ -524,3 +524,127 @@ def reminders_resend(reminder_id):
         reminder = reminders.resend(session, SystemActor("cli"), reminder_id)
     click.echo(f"reminder {reminder.id} is PENDING again; the next reminders run delivers it "
                f"(between 08:00 and 19:00 IST)")
+
+
+# ---------------------------------------------------------------- backups (webapp/services/backup.py)
+
+@contextmanager
+def _refusals():
+    """A refused backup operation: the reason (and each field) on stderr, exit status 1."""
+    try:
+        yield
+    except DomainError as error:
+        click.echo(f"error: {error.message}", err=True)
+        for field, problem in error.fields.items():
+            click.echo(f"  {field}: {problem}", err=True)
+        sys.exit(1)
+
+
+@cli.group("backup")
+def backup_group():
+    """Backups: create, verify, restore, prune (BACKUP_DIR)."""
+
+
+@backup_group.command("create")
+@click.option("--verify/--no-verify", "then_verify", default=False, help="Verify the new backup at once")
+@with_appcontext
+def backup_create(then_verify):
+    """Back up the database (pg_dump custom format, or SQLite's online backup) with a checksum and manifest."""
+    from webapp.services import backup
+
+    with _refusals():
+        made = backup.create(current_app.config, db.engine())
+    click.echo(f"backup {made.name} created: {made.dump} ({made.size} bytes, sha256 {made.manifest['sha256']}, "
+               f"{len(made.manifest['tables'])} tables, audit chain {made.manifest['audit']['entries']} entries)")
+    if then_verify:
+        _verify_and_report(made.name)
+
+
+def _verify_and_report(name: str) -> None:
+    from webapp.services import backup
+
+    with _refusals():
+        result = backup.verify(current_app.config, db.engine(), name)
+    if result.ok:
+        click.echo(f"backup {result.name} verified: restored into a scratch database, {result.tables} tables and "
+                   f"{result.rows} rows match the manifest, audit chain OK ({result.audit_entries} entries)")
+        return
+    click.echo(f"backup {result.name} FAILED verification:", err=True)
+    for problem in result.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
+@backup_group.command("verify")
+@click.argument("name", required=False)
+@with_appcontext
+def backup_verify(name):
+    """Restore NAME (default: the newest) into a scratch database and compare it with its manifest."""
+    from webapp.services import backup
+
+    if not name:
+        latest = backup.status(current_app.config)["latest"]
+        if latest is None:
+            click.echo(f"error: no backups in {current_app.config['BACKUP_DIR']}", err=True)
+            sys.exit(1)
+        name = latest.name
+    _verify_and_report(name)
+
+
+@backup_group.command("list")
+@with_appcontext
+def backup_list():
+    """Backups, newest first, with their last verification."""
+    from webapp import clock
+    from webapp.services import backup
+
+    backups = backup.list_backups(current_app.config)
+    if not backups:
+        click.echo(f"no backups in {current_app.config['BACKUP_DIR']}")
+    for item in backups:
+        checked = ("never verified" if item.verification is None else
+                   f"verified {'OK' if item.verified_ok else 'FAILED'} {clock.to_ist(item.verified_at):%Y-%m-%d %H:%M} IST")
+        click.echo(f"{item.name}  {item.backend:<10} {item.size:>12} bytes  {checked}")
+
+
+@backup_group.command("restore")
+@click.argument("name")
+@click.option("--target-url", default=None, help="Restore into this database instead of DATABASE_URL")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation")
+@with_appcontext
+def backup_restore(name, target_url, yes):
+    """Replace a database's contents with backup NAME (refused when its checksum fails)."""
+    from sqlalchemy.engine import make_url
+
+    from webapp.services import backup
+
+    with _refusals():
+        item = backup.get(current_app.config, name)
+        backup.check_checksum(item)
+        target = make_url(target_url).render_as_string(hide_password=True) if target_url else \
+            db.engine().url.render_as_string(hide_password=True)
+        if not yes:
+            if not sys.stdin.isatty():
+                click.echo("error: restore replaces every row of the target database; confirm with --yes "
+                           "(no terminal to ask on)", err=True)
+                sys.exit(1)
+            click.confirm(f"Replace every row of {target} with backup {item.name} taken "
+                          f"{item.manifest['created_at']}?", abort=True)
+        db.engine().dispose()  # our own pooled connections must not hold locks during the restore
+        outcome = backup.restore(current_app.config, db.engine(), item.name, target_url)
+    click.echo(f"backup {outcome['name']} restored into {outcome['target']}: {outcome['tables']} tables, "
+               f"{outcome['rows']} rows, audit chain OK ({outcome['audit_entries']} entries)")
+
+
+@backup_group.command("prune")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted")
+@with_appcontext
+def backup_prune(dry_run):
+    """Keep BACKUP_KEEP_DAILY daily, BACKUP_KEEP_WEEKLY weekly, BACKUP_KEEP_MONTHLY monthly backups."""
+    from webapp.services import backup
+
+    result = backup.prune(current_app.config, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"kept {len(result['kept'])}, {verb} {len(result['deleted'])}")
+    for name in result["deleted"]:
+        click.echo(f"  {verb} {name}")
