@@ -21,9 +21,13 @@ import logging
 import os
 
 from flask import Blueprint, Response, current_app, jsonify, request
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set but not created (an inherited variable): create it
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: E402
 
 from webapp import db
 from webapp.permissions import public

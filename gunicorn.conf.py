@@ -1,0 +1,43 @@
+"""gunicorn settings for Kisht: `gunicorn -c gunicorn.conf.py wsgi:app` (deploy/kisht-web.service).
+
+Every value can be overridden from the environment (names below) or on the command line.
+Graceful shutdown: on SIGTERM the master stops accepting, each worker finishes the request it is serving
+(up to GUNICORN_GRACEFUL_TIMEOUT seconds) and exits; tests/ops/test_deploy.py shows no request lost.
+Metrics: PROMETHEUS_MULTIPROC_DIR is set here, before any worker imports the app, so every worker writes
+its request metrics there and /metrics adds them up (webapp/ops/metrics.py). The folder is emptied when
+gunicorn starts and a dead worker's live gauges are dropped.
+"""
+import multiprocessing
+import os
+import shutil
+import tempfile
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", 4))  # keep workers × threads × 1 within DB_POOL_SIZE + overflow
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))  # a worker silent this long is killed and replaced
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))  # SIGTERM: time to finish requests
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 2000))  # recycle workers (memory)
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 200))
+accesslog = None  # Kisht writes its own JSON request line (webapp/ops/__init__.py)
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+proc_name = "kisht-web"
+
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(os.environ.get("RUNTIME_DIRECTORY", tempfile.gettempdir()), f"kisht-metrics-{os.getuid()}"))
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
