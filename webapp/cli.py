@@ -648,3 +648,27 @@ def backup_prune(dry_run):
     click.echo(f"kept {len(result['kept'])}, {verb} {len(result['deleted'])}")
     for name in result["deleted"]:
         click.echo(f"  {verb} {name}")
+
+
+# ---------------------------------------------------------------- docs
+
+@cli.group("docs")
+def docs_group():
+    """Generated documentation."""
+
+
+@docs_group.command("schema")
+@click.option("--check", is_flag=True, help="Exit 1 when docs/schema.md is out of date, without writing it")
+def docs_schema(check):
+    """Write docs/schema.md from the models (and docs/schema-meanings.tsv)."""
+    from webapp.ops import schema_doc
+
+    if check:
+        current = schema_doc.OUTPUT.read_text(encoding="utf-8") if schema_doc.OUTPUT.exists() else ""
+        if current != schema_doc.render():
+            click.echo("docs/schema.md is out of date: run `kisht docs schema`", err=True)
+            sys.exit(1)
+        click.echo("docs/schema.md is up to date")
+        return
+    changed = schema_doc.write()
+    click.echo(f"docs/schema.md {'written' if changed else 'already up to date'}")
