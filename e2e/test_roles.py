@@ -18,7 +18,7 @@ HOMES = {
                                        "Audit log"]),  # approvals: reversals
     "leg": ("/legal/", "NPA queue", ["NPA queue", "Loans", "Disputes", "Escalations", "Audit log"]),
     "adm": ("/admin/", "Overview", ["Overview", "Loans", "New loan", "Import", "Users", "Audit log", "Day-end",
-                                    "Kill switches", "Reminders"]),
+                                    "Kill switches", "System", "Reminders"]),
 }
 
 
