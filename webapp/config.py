@@ -179,7 +179,8 @@ class BaseConfig:
         self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY", "")
         self.API_RATE_LIMITS_ENABLED = _bool(env.get("API_RATE_LIMITS_ENABLED"), self.APP_ENV != "test")
         self.API_RATE_LIMIT_STORAGE_URL = env.get("API_RATE_LIMIT_STORAGE_URL", "")  # default: REDIS_URL
-        self.API_LIMIT_LOGIN = env.get("API_LIMIT_LOGIN") or "5 per minute"  # per username and per client address
+        self.API_LIMIT_LOGIN = env.get("API_LIMIT_LOGIN") or "5 per minute"  # per username
+        self.API_LIMIT_LOGIN_IP = env.get("API_LIMIT_LOGIN_IP") or "5 per minute"  # per client address
         self.API_LIMIT_REFRESH = env.get("API_LIMIT_REFRESH") or "10 per minute"  # per token family
         self.API_LIMIT_DEFAULT = env.get("API_LIMIT_DEFAULT") or "300 per minute;5000 per hour"  # per token family
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)

@@ -22,7 +22,9 @@ def healthz():
 @bp.get("/readyz")
 @public
 def readyz():
-    checks = {"database": _check_database(), "redis": _check_redis()}
+    from webapp.api import limits
+
+    checks = {"database": _check_database(), "redis": _check_redis(), "rate_limits": limits.status(current_app)}
     ready = all(c["ok"] for c in checks.values())
     body = {"success": ready, "data": {"status": "ready" if ready else "not ready", "checks": checks},
             "error": None if ready else {"code": "not_ready", "message": "A dependency is unreachable.", "fields": {}},

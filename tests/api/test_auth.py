@@ -106,7 +106,8 @@ def test_logout_revokes_access_and_refresh(api):
     other = api.sign_in("mgr")
     assert_envelope(api.post("/auth/logout", json={"refresh_token": other["refresh_token"]}), 200)
     assert_envelope(api.get("/loans", token=other["access_token"]), 401, "token_revoked")
-    assert_envelope(api.post("/auth/logout", json={}), 422)
+    assert_envelope(api.post("/auth/logout", json={}), 401)
+    assert_envelope(api.post("/auth/logout", json={"refresh_token": 5}), 422)
 
 
 @pytest.mark.parametrize("change", ["disable", "lock"])

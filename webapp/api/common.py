@@ -53,7 +53,36 @@ def json_object() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", fields={"body": "must be a JSON object"})
+    refuse_unstorable_text({name: value for name, value in body.items()})
     return body
+
+
+def _storable(value) -> bool:
+    """Text PostgreSQL can store: no NUL character, no lone surrogate (invalid UTF-8)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
+
+
+def refuse_unstorable_text(values: Mapping[str, object]) -> None:
+    bad = {name: "contains a NUL or an invalid character" for name, value in values.items()
+           if not _storable(name) or not _storable(value)}
+    if bad:
+        raise ValidationError("The request is not valid.", fields={_printable(k): v for k, v in bad.items()})
+
+
+def _printable(name: str) -> str:
+    return name if _storable(name) else name.encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
 
 
 def refuse_read_only(body: Mapping, *, allowed: tuple[str, ...] = (), entity: tuple[str, str] | None = None,
@@ -74,30 +103,15 @@ def _plain(value):
     return value if isinstance(value, (str, int, bool)) or value is None else str(value)
 
 
-def fields(body: Mapping, spec: Mapping[str, tuple[type, bool]]) -> dict:
-    """Check names and JSON types: spec maps a field to (str | int | dict, required). Errors name each field."""
-    errors: dict[str, str] = {}
-    for name in body:
-        if name not in spec:
-            errors[name] = "is not a field of this request"
-    values = {}
-    for name, (kind, required) in spec.items():
-        value = body.get(name)
-        if value is None:
-            if required:
-                errors[name] = "is required"
-            continue
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            errors[name] = "must be a whole number"
-        elif kind is str and not isinstance(value, str):
-            errors[name] = "must be a string" + (" (a decimal string like \"8791.59\")" if name == "amount" else "")
-        elif kind is dict and not isinstance(value, dict):
-            errors[name] = "must be an object"
-        else:
-            values[name] = value
+def checked(operation_id: str, body: Mapping) -> dict:
+    """The body, checked against the schema the OpenAPI document publishes for this operation."""
+    from webapp.api import validate
+    from webapp.api.openapi import BODIES
+
+    errors = validate.object_problems(dict(body), BODIES[operation_id])
     if errors:
         raise ValidationError("The request is not valid.", fields=errors)
-    return values
+    return dict(body)
 
 
 def pagination() -> tuple[int, int]:
@@ -110,9 +124,9 @@ def pagination() -> tuple[int, int]:
 
 
 def _int_arg(name: str, default: int | None, low: int, high: int, errors: dict) -> int | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
+    if name not in request.args:
         return default
+    raw = request.args.get(name, "").strip()
     if not raw.isdigit() or not low <= int(raw) <= high:
         errors[name] = f"must be a whole number from {low} to {high}"
         return default
@@ -128,14 +142,15 @@ def int_args(*names: str, low: int = 0, high: int = 100_000) -> dict[str, int | 
 
 
 def choice_arg(name: str, choices) -> str:
-    raw = request.args.get(name, "").strip()
-    if raw and raw.upper() not in {c.upper() for c in choices}:
+    raw = request.args.get(name, "")
+    if name in request.args and raw not in choices:
         raise ValidationError("The query is not valid.", fields={name: f"must be one of {', '.join(choices)}"})
-    return next((c for c in choices if c.upper() == raw.upper()), "") if raw else ""
+    return raw
 
 
 def date_args(*names: str) -> dict[str, date]:
-    return loans.parse_dates(request.args, names)
+    present = {name: request.args.get(name, "") or "-" for name in names if name in request.args}  # empty: refused
+    return loans.parse_dates(present, names)
 
 
 def text_arg(name: str, limit: int = 64) -> str:

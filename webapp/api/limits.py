@@ -74,14 +74,17 @@ def init_app(app: Flask, blueprint) -> Limiter:
     )
     app.extensions[EXTENSION] = limiter
     default = lambda: current_app.config["API_LIMIT_DEFAULT"]  # noqa: E731
-    limiter.limit(default, key_func=token_key)(blueprint)
-    views = app.view_functions
-    for endpoint in ("api.issue_token",):
-        limiter.limit(lambda: current_app.config["API_LIMIT_LOGIN"], key_func=login_username_key)(views[endpoint])
-        limiter.limit(lambda: current_app.config["API_LIMIT_LOGIN"], key_func=login_address_key)(views[endpoint])
-    limiter.limit(lambda: current_app.config["API_LIMIT_REFRESH"], key_func=refresh_key)(views["api.refresh_token"])
-    limiter.limit(default, key_func=token_key, exempt_when=is_payment_replay,
-                  deduct_when=_not_replayed)(views["api.create_payment"])
+    # One count per token family across the whole API (scope "api"), not one per endpoint.
+    limiter.shared_limit(default, scope="api", key_func=token_key)(blueprint)
+    views = app.view_functions  # route limits wrap this app's view functions (the check runs in the wrapper)
+    login, login_ip = (lambda: current_app.config["API_LIMIT_LOGIN"]), (lambda: current_app.config["API_LIMIT_LOGIN_IP"])
+    views["api.issue_token"] = limiter.limit(login_ip, key_func=login_address_key)(
+        limiter.limit(login, key_func=login_username_key)(views["api.issue_token"]))
+    views["api.refresh_token"] = limiter.limit(lambda: current_app.config["API_LIMIT_REFRESH"],
+                                               key_func=refresh_key)(views["api.refresh_token"])
+    views["api.create_payment"] = limiter.shared_limit(default, scope="api", key_func=token_key,
+                                                       exempt_when=is_payment_replay,
+                                                       deduct_when=_not_replayed)(views["api.create_payment"])
     return limiter
 
 

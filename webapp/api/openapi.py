@@ -146,7 +146,7 @@ def ok_response(description: str, data_schema: dict, *, listing: bool = False, h
 
 def operation(summary: str, responses: dict, *, errors=("400", "401", "403", "404", "405", "422", "429"),
               public: bool = False, body: dict | None = None, parameters: list | None = None,
-              description: str = "", op_id: str = "", tag: str = "") -> dict:
+              description: str = "", op_id: str = "", tag: str = "", body_required: bool = True) -> dict:
     op = {"summary": summary, "operationId": op_id, "tags": [tag], "responses": dict(responses)}
     if description:
         op["description"] = description
@@ -155,7 +155,7 @@ def operation(summary: str, responses: dict, *, errors=("400", "401", "403", "40
     if public:
         op["security"] = []
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        op["requestBody"] = {"required": body_required, "content": {"application/json": {"schema": body}}}
     if parameters:
         op["parameters"] = parameters
     return op
@@ -176,51 +176,72 @@ READ_ONLY_NOTE = ("Read-only fields (dpd, bucket, asset_class, status, instalmen
                   "tenure …) are refused with 422 `immutable_field` naming each one; the attempt is audited.")
 
 
+reason_body = obj({"reason": {"type": "string", "minLength": 1, "maxLength": 500}})
+idem_header = {"name": "Idempotency-Key", "in": "header", "required": True,
+               "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{8,128}$"},
+               "description": "One key per payment attempt; retry with the same key and the same body."}
+replayed = {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
+                                    "description": "Present when this is the stored response of an earlier request."}}
+loan_fields = {
+    "loan_number": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9/_-]{2,31}$"},
+    "borrower_name": {"type": "string", "minLength": 1, "maxLength": 120},
+    "borrower_phone": {"type": "string", "examples": ["9876543210"]},
+    "borrower_language": {"type": "string", "enum": list(LANGUAGES)},
+    "borrower_email": {"type": "string", "maxLength": 254},
+    "branch_code": {"type": "string", "minLength": 1, "maxLength": 16},
+    "collector_username": {"type": "string", "maxLength": 64},
+    "principal": AMOUNT_IN, "annual_rate": {"type": "string", "pattern": r"^\d{1,2}(\.\d{1,2})?$"},
+    "tenure_months": {"type": "integer", "minimum": 1, "maximum": 480},
+    "disbursed_on": DATE, "first_due_on": DATE,
+}
+new_loan = obj(loan_fields, ["loan_number", "borrower_name", "borrower_phone", "branch_code", "principal",
+                             "annual_rate", "tenure_months", "disbursed_on", "first_due_on"])
+loan_change = obj({"collector_username": nullable({"type": "string", "maxLength": 64}),
+                   "borrower_phone": {"type": "string"}, "borrower_email": nullable({"type": "string"}),
+                   "borrower_language": {"type": "string", "enum": list(LANGUAGES)}}, [])
+loan_change["minProperties"] = 1
+new_payment = obj({
+    "loan_number": {"type": "string", "minLength": 1, "maxLength": 32}, "amount": AMOUNT_IN,
+    "mode": {"type": "string", "enum": list(MODES)},
+    "utr": {"type": "string", "description": "Bank reference, every mode but CASH: NEFT 16, RTGS 22 letters or "
+                                             "digits; IMPS and UPI 12 digits; CHEQUE the 6-digit number."},
+    "receipt_number": {"type": "string", "description": "CASH only."},
+    "cheque_bank": {"type": "string", "pattern": "^[A-Za-z]{4}$", "description": "CHEQUE only: 4-letter IFSC bank code."},
+    "value_date": DATE}, ["loan_number", "amount", "mode"])
+logout_body = obj({"refresh_token": {"type": "string", "minLength": 1}}, [])
+token_body = obj({"username": {"type": "string", "minLength": 1, "maxLength": 200},
+                  "password": {"type": "string", "minLength": 1, "maxLength": 1000}})
+refresh_body = obj({"refresh_token": {"type": "string", "minLength": 1}})
+reversal_body = obj({"amount": AMOUNT_IN, "reason": {"type": "string", "enum": list(REVERSAL_REASONS)},
+                     "note": {"type": "string", "maxLength": 500}}, ["reason"])
+dispute_body = obj({"loan_number": {"type": "string", "minLength": 1, "maxLength": 32},
+                    "category": {"type": "string", "enum": list(DISPUTE_CATEGORIES)},
+                    "description": {"type": "string", "minLength": 1, "maxLength": 2000},
+                    "payment": {"type": "string", "maxLength": 16}, "supersedes": {"type": "string", "maxLength": 16}},
+                   ["loan_number", "category", "description"])
+resolve_body = obj({"outcome": {"type": "string", "enum": ["UPHELD", "REJECTED"]},
+                    "note": {"type": "string", "minLength": 1, "maxLength": 2000},
+                    "reversal": obj({"amount": AMOUNT_IN, "reason": {"type": "string", "enum": list(REVERSAL_REASONS)}}, [])},
+                   ["outcome", "note"])
+# The request body of each operation: published in the document and checked by the views (webapp/api/validate.py).
+BODIES = {"issueToken": token_body, "refreshToken": refresh_body, "logout": logout_body, "createLoan": new_loan,
+          "updateLoan": loan_change, "createPayment": new_payment, "requestReversal": reversal_body,
+          "approve": reason_body, "reject": reason_body, "raiseDispute": dispute_body, "resolveDispute": resolve_body}
+
+
 def _paths() -> dict:
-    reason_body = obj({"reason": {"type": "string", "minLength": 1, "maxLength": 500}})
-    idem_header = {"name": "Idempotency-Key", "in": "header", "required": True,
-                   "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{8,128}$"},
-                   "description": "One key per payment attempt; retry with the same key and the same body."}
-    replayed = {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
-                                        "description": "Present when this is the stored response of an earlier request."}}
-    loan_fields = {
-        "loan_number": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9/_-]{2,31}$"},
-        "borrower_name": {"type": "string", "minLength": 1, "maxLength": 120},
-        "borrower_phone": {"type": "string", "examples": ["9876543210"]},
-        "borrower_language": {"type": "string", "enum": list(LANGUAGES)},
-        "borrower_email": {"type": "string", "maxLength": 254},
-        "branch_code": {"type": "string", "minLength": 1, "maxLength": 16},
-        "collector_username": {"type": "string", "maxLength": 64},
-        "principal": AMOUNT_IN, "annual_rate": {"type": "string", "pattern": r"^\d{1,2}(\.\d{1,2})?$"},
-        "tenure_months": {"type": "integer", "minimum": 1, "maximum": 480},
-        "disbursed_on": DATE, "first_due_on": DATE,
-    }
-    new_loan = obj(loan_fields, ["loan_number", "borrower_name", "borrower_phone", "branch_code", "principal",
-                                 "annual_rate", "tenure_months", "disbursed_on", "first_due_on"])
-    loan_change = obj({"collector_username": nullable({"type": "string", "maxLength": 64}),
-                       "borrower_phone": {"type": "string"}, "borrower_email": nullable({"type": "string"}),
-                       "borrower_language": {"type": "string", "enum": list(LANGUAGES)}}, [])
-    loan_change["minProperties"] = 1
-    new_payment = obj({
-        "loan_number": {"type": "string", "minLength": 1, "maxLength": 32}, "amount": AMOUNT_IN,
-        "mode": {"type": "string", "enum": list(MODES)},
-        "utr": {"type": "string", "description": "Bank reference, every mode but CASH: NEFT 16, RTGS 22 letters or "
-                                                 "digits; IMPS and UPI 12 digits; CHEQUE the 6-digit number."},
-        "receipt_number": {"type": "string", "description": "CASH only."},
-        "cheque_bank": {"type": "string", "pattern": "^[A-Za-z]{4}$", "description": "CHEQUE only: 4-letter IFSC bank code."},
-        "value_date": DATE}, ["loan_number", "amount", "mode"])
     loan_param = path("loan_number")
     return {
         "/auth/token": {"post": operation(
             "Sign in: an access token (15 min) and a refresh token (7 days)",
             {"201": ok_response("Signed in.", ref("TokenPair"))}, public=True, errors=("400", "401", "405", "422", "429"),
-            body=obj({"username": {"type": "string", "minLength": 1}, "password": {"type": "string", "minLength": 1}}),
+            body=token_body,
             description="Same password rules, failure counting and lockout as the sign-in screen. Limited per "
                         "username and per client address.", op_id="issueToken", tag="auth")},
         "/auth/refresh": {"post": operation(
             "Rotate the refresh token", {"200": ok_response("A new pair; the old refresh token is used up.", ref("TokenPair"))},
             public=True, errors=("400", "401", "405", "422", "429"),
-            body=obj({"refresh_token": {"type": "string", "minLength": 1}}),
+            body=refresh_body,
             description="Each refresh token works once. Presenting a used one again revokes the whole family "
                         "(every token of that sign-in) and answers 401 `token_reused`.", op_id="refreshToken", tag="auth")},
         "/auth/logout": {"post": operation(
@@ -228,6 +249,7 @@ def _paths() -> dict:
             {"200": ok_response("Revoked.", obj({"revoked": {"const": True}}))}, public=True,
             errors=("400", "401", "405", "422", "429"),
             description="With `Authorization: Bearer <access token>`, or a JSON body {\"refresh_token\": …}.",
+            body=logout_body, body_required=False,
             op_id="logout", tag="auth")},
         "/loans": {
             "get": operation("Loans in your scope", {"200": ok_response("A page of loans.", {"type": "array", "items": ref("LoanItem")}, listing=True)},
@@ -280,8 +302,7 @@ def _paths() -> dict:
             "parameters": [path("reference")],
             "post": operation("Ask for a reversal (maker-checker)", {"201": ok_response("The approval item.", ref("Approval"))},
                               errors=("400", "401", "403", "404", "405", "409", "422", "429"),
-                              body=obj({"amount": AMOUNT_IN, "reason": {"type": "string", "enum": list(REVERSAL_REASONS)},
-                                        "note": {"type": "string", "maxLength": 500}}, ["reason"]),
+                              body=reversal_body,
                               description="Empty amount: all that is left. Another person approves it.",
                               op_id="requestReversal", tag="payments")},
         "/approvals": {"get": operation(
@@ -291,33 +312,25 @@ def _paths() -> dict:
                                               query("maker", STR)],
             op_id="listApprovals", tag="approvals")},
         "/approvals/{approval_id}/approve": {
-            "parameters": [path("approval_id", {"type": "integer", "minimum": 1})],
+            "parameters": [path("approval_id", {"type": "integer", "minimum": 1, "maximum": 2147483647})],
             "post": operation("Approve (never your own item)", {"200": ok_response("Decided.", ref("Approval"))},
                               errors=("400", "401", "403", "404", "405", "409", "422", "429"), body=reason_body,
                               op_id="approve", tag="approvals")},
         "/approvals/{approval_id}/reject": {
-            "parameters": [path("approval_id", {"type": "integer", "minimum": 1})],
+            "parameters": [path("approval_id", {"type": "integer", "minimum": 1, "maximum": 2147483647})],
             "post": operation("Reject (never your own item)", {"200": ok_response("Decided.", ref("Approval"))},
                               errors=("400", "401", "403", "404", "405", "409", "422", "429"), body=reason_body,
                               op_id="reject", tag="approvals")},
         "/disputes": {"post": operation(
             "Raise a dispute on a loan or one of its payments", {"201": ok_response("Raised.", ref("Dispute"))},
             errors=("400", "401", "403", "404", "405", "409", "422", "429"),
-            body=obj({"loan_number": {"type": "string", "minLength": 1, "maxLength": 32},
-                      "category": {"type": "string", "enum": list(DISPUTE_CATEGORIES)},
-                      "description": {"type": "string", "minLength": 1, "maxLength": 2000},
-                      "payment": {"type": "string"}, "supersedes": {"type": "string"}},
-                     ["loan_number", "category", "description"]),
+            body=dispute_body,
             description="Evidence files are added on the dispute's screen.", op_id="raiseDispute", tag="disputes")},
         "/disputes/{reference}/resolve": {
             "parameters": [path("reference")],
             "post": operation("Resolve a dispute (a second person)", {"200": ok_response("Resolved.", ref("Dispute"))},
                               errors=("400", "401", "403", "404", "405", "409", "422", "429"),
-                              body=obj({"outcome": {"type": "string", "enum": ["UPHELD", "REJECTED"]},
-                                        "note": {"type": "string", "minLength": 1, "maxLength": 2000},
-                                        "reversal": obj({"amount": AMOUNT_IN,
-                                                         "reason": {"type": "string", "enum": list(REVERSAL_REASONS)}}, [])},
-                                       ["outcome", "note"]),
+                              body=resolve_body,
                               description="An OPEN dispute's review is started and ended in one step (both audited). "
                                           "`reversal` (upheld payment disputes) opens a reversal for approval.",
                               op_id="resolveDispute", tag="disputes")},

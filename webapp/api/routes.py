@@ -6,8 +6,8 @@ from flask_login import AnonymousUserMixin, current_user
 
 from webapp import db
 from webapp.api import common, serializers, tokens
-from webapp.api.common import BadRequest, fields, json_object, ok, refuse_read_only
-from webapp.errors import DomainError, Unauthorized, ValidationError
+from webapp.api.common import BadRequest, checked, json_object, ok, refuse_read_only
+from webapp.errors import DomainError, NotFound, Unauthorized, ValidationError
 from webapp.idempotent import respond_once
 from webapp.models.disputes import DISPUTE_CATEGORIES
 from webapp.models.loans import ASSET_CLASSES, LOAN_STATUSES
@@ -27,6 +27,7 @@ def _authenticate():
     g._login_user = AnonymousUserMixin()
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return
+    common.refuse_unstorable_text({**request.args, **(request.view_args or {})})
     user, family = tokens.user_for_access_token(db.session(), tokens.bearer(request.headers.get("Authorization")))
     g._login_user = user
     g.api_family = family
@@ -37,7 +38,7 @@ def _authenticate():
 @bp.post("/auth/token")
 @public
 def issue_token():
-    values = fields(json_object(), {"username": (str, True), "password": (str, True)})
+    values = checked("issueToken", json_object())
     session = db.session()
     result = tokens.sign_in(session, values["username"], values["password"])
     if isinstance(result, str):
@@ -49,7 +50,7 @@ def issue_token():
 @bp.post("/auth/refresh")
 @public
 def refresh_token():
-    values = fields(json_object(), {"refresh_token": (str, True)})
+    values = checked("refreshToken", json_object())
     session = db.session()
     result = tokens.refresh(session, values["refresh_token"])
     if isinstance(result, Unauthorized):
@@ -64,12 +65,13 @@ def logout():
     """Ends the token family of the bearer access token (or of `refresh_token` in the body)."""
     session = db.session()
     header = tokens.bearer(request.headers.get("Authorization"))
+    values = checked("logout", json_object()) if request.content_length or request.is_json else {}
     if header:
         _user, family = tokens.user_for_access_token(session, header)
-    else:
-        body = request.get_json(silent=True) if request.is_json else None
-        values = fields(body if isinstance(body, dict) else {}, {"refresh_token": (str, True)})
+    elif values.get("refresh_token"):
         family = tokens.family_of_refresh(session, values["refresh_token"])
+    else:
+        raise Unauthorized("Send the access token (Authorization: Bearer …) or the refresh token to sign out.")
     if family.revoked_at is None:
         tokens.revoke_family(session, family, "logout")
     return ok({"revoked": True})
@@ -99,20 +101,12 @@ def list_loans():
     return common.listing(result, serializers.loan_item)
 
 
-LOAN_FIELDS = {name: (str, name in ("loan_number", "borrower_name", "borrower_phone", "branch_code", "principal",
-                                    "annual_rate", "disbursed_on", "first_due_on"))
-               for name in ("loan_number", "borrower_name", "borrower_phone", "borrower_language", "borrower_email",
-                            "branch_code", "collector_username", "principal", "annual_rate", "disbursed_on",
-                            "first_due_on")}
-LOAN_FIELDS["tenure_months"] = (int, True)
-
-
 @bp.post("/loans")
 @requires(Perm.CREATE_LOANS)
 def create_loan():
     body = json_object()
     refuse_read_only(body, allowed=common.CREATION_TERMS)
-    values = fields(body, LOAN_FIELDS)
+    values = checked("createLoan", body)
     session = db.session()
     loan = loans.create_loan(session, current_user, {k: str(v) for k, v in values.items()})
     return ok(serializers.loan_detail(loan, replay.live_position(session, loan)), 201)
@@ -130,8 +124,8 @@ def get_loan(loan_number: str):
 @requires(Perm.VIEW_LOANS)  # the service refuses read-only fields (audited) before it requires assign_collector
 def update_loan(loan_number: str):
     body = json_object()
-    if not body:
-        raise ValidationError("Nothing to change.", fields={"body": f"name at least one of {', '.join(loans.CHANGEABLE)}"})
+    if all(name in loans.CHANGEABLE for name in body):  # anything else is refused by name (and audited) below
+        body = checked("updateLoan", body)
     session = db.session()
     loan = loans.update_loan(session, current_user, loan_number, body)
     return ok(serializers.loan_detail(loan, replay.live_position(session, loan)))
@@ -150,8 +144,6 @@ def loan_schedule(loan_number: str):
 
 # ---------------------------------------------------------------- payments
 
-PAYMENT_FIELDS = {"loan_number": (str, True), "amount": (str, True), "mode": (str, True), "utr": (str, False),
-                  "receipt_number": (str, False), "cheque_bank": (str, False), "value_date": (str, False)}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -176,7 +168,7 @@ def create_payment():
                          fields={IDEMPOTENCY_HEADER: "is required"})
     body = json_object()
     refuse_read_only(body, entity=_loan_entity(body))
-    values = fields(body, PAYMENT_FIELDS)
+    values = checked("createPayment", body)
     raw = {"amount": values["amount"], "mode": values["mode"], "reference": values.get("utr"),
            "cheque_bank": values.get("cheque_bank"), "receipt_number": values.get("receipt_number"),
            "value_date": values.get("value_date")}
@@ -225,7 +217,7 @@ def get_payment(reference: str):
 def request_reversal(reference: str):
     body = json_object()
     refuse_read_only(body)
-    values = fields(body, {"amount": (str, False), "reason": (str, True), "note": (str, False)})
+    values = checked("requestReversal", body)
     approval = approvals.request_reversal(db.session(), current_user, reference, values)
     return ok(serializers.approval(approval), 201)
 
@@ -243,10 +235,15 @@ def list_approvals():
     return common.listing(approvals.inbox(db.session(), current_user, filters, page, per_page), serializers.approval)
 
 
+MAX_ID = 2_147_483_647  # ids are 32-bit integers in the database
+
+
 def _decide(approval_id: int, approve: bool):
+    if approval_id > MAX_ID:
+        raise NotFound(f"No approval {approval_id}.")
     body = json_object()
     refuse_read_only(body)
-    values = fields(body, {"reason": (str, True)})
+    values = checked("approve" if approve else "reject", body)
     session = db.session()
     decided = approvals.decide(session, current_user, [approval_id], approve=approve, reason=values["reason"])[0]
     session.expire(decided, ["checker"])  # loaded before the decision set checker_id
@@ -272,8 +269,7 @@ def reject(approval_id: int):
 def raise_dispute():
     body = json_object()
     refuse_read_only(body, entity=_loan_entity(body))
-    values = fields(body, {"loan_number": (str, True), "category": (str, True), "description": (str, True),
-                           "payment": (str, False), "supersedes": (str, False)})
+    values = checked("raiseDispute", body)
     dispute = disputes.raise_dispute(db.session(), current_user, values.pop("loan_number"), values)
     return ok(serializers.dispute(dispute), 201)
 
@@ -283,10 +279,8 @@ def raise_dispute():
 def resolve_dispute(reference: str):
     body = json_object()
     refuse_read_only(body, entity=("dispute", reference.strip().upper()[:16]))
-    values = fields(body, {"outcome": (str, True), "note": (str, True), "reversal": (dict, False)})
+    values = checked("resolveDispute", body)
     reversal = values.get("reversal")
-    if reversal is not None:
-        reversal = fields(reversal, {"amount": (str, False), "reason": (str, False)})
     session = db.session()
     dispute = disputes.get_for(session, current_user, reference)
     if dispute.status == "OPEN":  # the API has no separate review step: resolving starts it (both audited)
