@@ -148,6 +148,8 @@ def test_reversal_and_approvals_through_the_api(api, db, loans3):
     inbox = assert_envelope(api.get("/approvals?kind=REVERSAL", "fin"), 200)
     assert [a["id"] for a in inbox["data"]] == [approval["id"]] and inbox["meta"]["total"] == 1
     assert_envelope(api.get("/approvals", "col"), 403)
+    assert assert_envelope(api.get("/approvals?kind=REVERSAL&branch=NSK01", "fin"), 200)["meta"]["total"] == 0
+    assert assert_envelope(api.get("/approvals?branch=pune01", "fin"), 200)["meta"]["total"] == 1
     assert_envelope(api.post(f"/approvals/{approval['id']}/approve", "mgr", json={"reason": "ok"}), 403)  # own item
     assert_envelope(api.post(f"/approvals/{approval['id']}/approve", "fin", json={}), 422)
     decided = assert_envelope(api.post(f"/approvals/{approval['id']}/approve", "fin", json={"reason": "bank confirmed"}), 200)["data"]
@@ -212,3 +214,10 @@ def test_envelope_on_framework_errors(api, users):
     assert_envelope(api.call("DELETE", "/loans", "fin"), 405)
     assert_envelope(api.get("/nothing", "fin"), 404)
     assert_envelope(api.post("/loans", "adm", data="{not json", content_type="application/json"), 400)
+
+
+@pytest.mark.parametrize("path", ["/loans?clas=NPA", "/loans?=0", "/approvals?mkr=x", "/dayend/runs?day=2026-01-01",
+                                  "/loans/KL0001?verbose=1"])
+def test_unknown_query_parameters_are_refused(api, loans3, path):
+    body = assert_envelope(api.get(path, "adm" if "dayend" in path else "fin"), 422)
+    assert list(body["error"]["fields"].values()) == ["is not a parameter of this request"]

@@ -78,10 +78,10 @@ def refuse_unstorable_text(values: Mapping[str, object]) -> None:
     bad = {name: "contains a NUL or an invalid character" for name, value in values.items()
            if not _storable(name) or not _storable(value)}
     if bad:
-        raise ValidationError("The request is not valid.", fields={_printable(k): v for k, v in bad.items()})
+        raise ValidationError("The request is not valid.", fields={printable(k): v for k, v in bad.items()})
 
 
-def _printable(name: str) -> str:
+def printable(name: str) -> str:
     return name if _storable(name) else name.encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
 
 

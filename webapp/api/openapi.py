@@ -309,7 +309,7 @@ def _paths() -> dict:
             "The approvals inbox", {"200": ok_response("A page of items.", {"type": "array", "items": ref("Approval")}, listing=True)},
             parameters=PAGING + DATE_RANGE + [query("status", {"type": "string", "enum": list(APPROVAL_STATUSES)}),
                                               query("kind", {"type": "string", "enum": list(APPROVAL_KINDS)}),
-                                              query("maker", STR)],
+                                              query("maker", STR), query("branch", STR, "Branch code.")],
             op_id="listApprovals", tag="approvals")},
         "/approvals/{approval_id}/approve": {
             "parameters": [path("approval_id", {"type": "integer", "minimum": 1, "maximum": 2147483647})],
@@ -370,3 +370,16 @@ def document() -> dict:
             "responses": errors,
         },
     }
+
+
+def query_parameters(rule: str, method: str) -> frozenset[str]:
+    """The query parameters the document declares for a Flask rule (e.g. "/loans/<loan_number>") and method."""
+    path_key = rule.replace("<int:", "<").replace("<", "{").replace(">", "}")
+    key = (path_key, method.lower())
+    if key not in _QUERY_CACHE:
+        operation = _paths().get(path_key, {}).get(method.lower(), {})
+        _QUERY_CACHE[key] = frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+    return _QUERY_CACHE[key]
+
+
+_QUERY_CACHE: dict[tuple[str, str], frozenset[str]] = {}

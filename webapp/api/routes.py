@@ -25,12 +25,27 @@ PUBLIC_ENDPOINTS = {"api.issue_token", "api.refresh_token", "api.logout", "api.o
 def _authenticate():
     """Token auth only: a browser session cookie never authenticates an API call (so no CSRF is needed)."""
     g._login_user = AnonymousUserMixin()
-    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+    if request.endpoint is None or request.endpoint in ("api.openapi", "api.docs"):
+        return
+    _refuse_unknown_query_parameters()
+    if request.endpoint in PUBLIC_ENDPOINTS:
         return
     common.refuse_unstorable_text({**request.args, **(request.view_args or {})})
     user, family = tokens.user_for_access_token(db.session(), tokens.bearer(request.headers.get("Authorization")))
     g._login_user = user
     g.api_family = family
+
+
+def _refuse_unknown_query_parameters() -> None:
+    """A misspelt filter (?clas=NPA) must not silently widen a list: only documented parameters are accepted."""
+    from webapp.api.openapi import query_parameters
+
+    rule = request.url_rule.rule[len(bp.url_prefix):]
+    known = query_parameters(rule, request.method)
+    unknown = sorted(name for name in request.args if name not in known)
+    if unknown:
+        raise ValidationError("The query is not valid.", fields={
+            common.printable(name) or "(empty name)": "is not a parameter of this request" for name in unknown})
 
 
 # ---------------------------------------------------------------- authentication
@@ -231,7 +246,8 @@ def list_approvals():
     dates = common.date_args("date_from", "date_to")
     filters = approvals.InboxFilters(status=common.choice_arg("status", APPROVAL_STATUSES) or "PENDING",
                                      kind=common.choice_arg("kind", APPROVAL_KINDS),
-                                     maker=common.text_arg("maker").lower(), **dates)
+                                     maker=common.text_arg("maker").lower(), branch=common.text_arg("branch", 16),
+                                     **dates)
     return common.listing(approvals.inbox(db.session(), current_user, filters, page, per_page), serializers.approval)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from webapp import clock, money
 from webapp.errors import Conflict, Forbidden, NotFound, ValidationError
-from webapp.models import Approval, Reversal, User
+from webapp.models import Approval, Branch, Reversal, User
 from webapp.models.payments import REVERSAL_REASONS
 from webapp.permissions import MATRIX, Perm, can, loan_visible, require
 from webapp.services import audit, ledger, loans, payments, replay
@@ -108,6 +108,7 @@ class InboxFilters:
     maker: str = ""
     date_from: date | None = None
     date_to: date | None = None
+    branch: str = ""  # a branch code (the API's filter; managers only ever see their own branch)
 
 
 def parse_filters(args: Mapping[str, str]) -> InboxFilters:
@@ -126,6 +127,8 @@ def inbox(session: Session, actor, filters: InboxFilters, page: int, per_page: i
         query = query.where(Approval.kind == filters.kind)
     if filters.maker:
         query = query.join(User, User.id == Approval.maker_id).where(User.username == filters.maker)
+    if filters.branch:
+        query = query.join(Branch, Branch.id == Approval.branch_id).where(Branch.code == filters.branch.upper())
     if filters.date_from:
         query = query.where(Approval.created_at >= clock.start_of_ist_day(filters.date_from))
     if filters.date_to:
