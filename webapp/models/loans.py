@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String,
-                        UniqueConstraint, false, text)
+                        UniqueConstraint, false)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp import clock
@@ -103,9 +103,6 @@ class Instalment(Base):
         CheckConstraint("principal_paid_paise <= principal_due_paise", name="principal_paid_le_due"),
         CheckConstraint("interest_paid_paise <= interest_due_paise", name="interest_paid_le_due"),
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in INSTALMENT_STATUSES)})", name="status_known"),
-        # Instalments day-end has not yet marked: only future ones once a run is done (migration 0008).
-        Index("ix_instalments_due_unmarked", "due_date", "loan_id",
-              postgresql_where=text("status = 'DUE'"), sqlite_where=text("status = 'DUE'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

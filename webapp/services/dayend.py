@@ -190,7 +190,8 @@ WORK_TABLE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work (
     loan_id INTEGER PRIMARY KEY, branch_id INTEGER, dpd INTEGER, asset_class VARCHAR(8), bucket VARCHAR(16),
     overdue_paise BIGINT, overdue_since DATE, class_since DATE, prior_class VARCHAR(8), existing_class VARCHAR(8),
-    live_dpd INTEGER, live_class VARCHAR(8), live_bucket VARCHAR(16), live_overdue BIGINT, r_live BIGINT
+    live_dpd INTEGER, live_class VARCHAR(8), live_bucket VARCHAR(16), live_overdue BIGINT, r_live BIGINT,
+    falling_due INTEGER
 )"""
 
 
@@ -226,13 +227,14 @@ WITH paid AS (
                     THEN i.due_date END) AS oldest_day,
            MIN(CASE WHEN i.due_date <= :d AND i.cumulative_due_paise > COALESCE(r.r_live, 0)
                     THEN i.due_date END) AS oldest_live,
-           COALESCE(MAX(r.r_day), 0) AS r_day, COALESCE(MAX(r.r_live), 0) AS r_live
+           COALESCE(MAX(r.r_day), 0) AS r_day, COALESCE(MAX(r.r_live), 0) AS r_live,
+           COUNT(CASE WHEN i.status = 'DUE' AND i.due_date <= :d THEN 1 END) AS falling_due
     FROM instalments i
     LEFT JOIN received r ON r.loan_id = i.loan_id
     WHERE i.loan_id >= :lo AND i.loan_id < :hi
     GROUP BY i.loan_id
 ), pos AS (
-    SELECT dues.loan_id, l.branch_id, oldest_day, r_live,
+    SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due,
            CASE WHEN l.position_date <= :d THEN l.asset_class END AS stored_class,
            CASE WHEN oldest_day IS NULL THEN 0 ELSE {_days(d, 'oldest_day', dialect)} + 1 END AS dpd,
            CASE WHEN due_to_d > r_day THEN due_to_d - r_day ELSE 0 END AS overdue,
@@ -255,7 +257,7 @@ WITH paid AS (
 SELECT loan_id, branch_id, dpd, asset_class, {_bucket_sql('dpd', buckets)}, overdue, oldest_day,
        CASE WHEN prior_class = asset_class AND prior_since IS NOT NULL THEN prior_since ELSE {d} END,
        prior_class, existing_class,
-       live_dpd, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live
+       live_dpd, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live, falling_due
 FROM classed
 """
 
@@ -289,7 +291,8 @@ def _statements(dialect: str) -> dict[str, str]:
                 interest_paid_paise = {interest.replace('i.', 'instalments.')},
                 principal_paid_paise = {principal.replace('i.', 'instalments.')}
             FROM dayend_work w
-            WHERE instalments.loan_id = w.loan_id AND instalments.loan_id >= :lo AND instalments.loan_id < :hi
+            WHERE instalments.loan_id = w.loan_id AND w.falling_due > 0
+              AND instalments.loan_id >= :lo AND instalments.loan_id < :hi
               AND instalments.status = 'DUE' AND instalments.due_date <= :d""",
         "transitions": """
             SELECT loan_id, branch_id, COALESCE(prior_class, 'STANDARD'), asset_class, dpd, overdue_paise
@@ -320,6 +323,8 @@ def process_batch(session: Session, business_date: date, low: int, high: int, st
 
     run("done")  # a previous batch in this connection may have left rows behind
     run("compute")
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE dayend_work"))  # a temporary table has no statistics until analysed
     run("clear")
     run("history")
     run("loans")
