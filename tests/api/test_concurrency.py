@@ -72,7 +72,8 @@ def test_a_key_still_in_flight_is_409(live, monkeypatch):
         for _ in range(100):  # wait until the first request holds its claim and waits for the loan
             with engine.connect() as probe:
                 waiting = probe.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%loans%'")).scalar()
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+                    "AND query LIKE '%FROM loans%'")).scalar()
             if waiting:
                 break
             threading.Event().wait(0.05)

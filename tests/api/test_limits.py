@@ -3,7 +3,6 @@
 The shared Redis server is never stopped: "Redis down" is a storage URL on a port nobody listens on.
 """
 import logging
-import uuid
 
 import pytest
 import redis

@@ -9,10 +9,9 @@ from webapp.api import common, serializers, tokens
 from webapp.api.common import BadRequest, checked, json_object, ok, refuse_read_only
 from webapp.errors import DomainError, NotFound, Unauthorized, ValidationError
 from webapp.idempotent import respond_once
-from webapp.models.disputes import DISPUTE_CATEGORIES
 from webapp.models.loans import ASSET_CLASSES, LOAN_STATUSES
 from webapp.models.dayend import RUN_STATUSES
-from webapp.models.payments import APPROVAL_KINDS, APPROVAL_STATUSES, MODES, REVERSAL_REASONS
+from webapp.models.payments import APPROVAL_KINDS, APPROVAL_STATUSES
 from webapp.permissions import Perm, public, requires, requires_any
 from webapp.services import approvals, disputes, idempotency, job_runs, loans, payments, reconciliation, replay
 from webapp.services.pagination import Page
@@ -353,8 +352,3 @@ def docs():
 
     return render_template("api/docs.html", spec=document())
 
-
-# Choices the OpenAPI document lists (kept next to the views that check them).
-CHOICES = {"modes": MODES, "reversal_reasons": tuple(REVERSAL_REASONS), "categories": DISPUTE_CATEGORIES,
-           "asset_classes": ASSET_CLASSES, "loan_statuses": LOAN_STATUSES, "approval_statuses": APPROVAL_STATUSES,
-           "approval_kinds": APPROVAL_KINDS, "run_statuses": RUN_STATUSES, "sorts": LOAN_SORTS}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import jwt
 from flask import current_app
@@ -181,10 +181,6 @@ def bearer(header: str | None) -> str | None:
         return None
     scheme, _, value = header.strip().partition(" ")
     return (value.strip() or None) if scheme.lower() == "bearer" else None
-
-
-def utc(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
 
 
 def unverified_subject(token: str | None) -> int | None:
