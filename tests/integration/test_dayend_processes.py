@@ -22,7 +22,7 @@ from webapp.permissions import SystemActor
 from webapp.services import dayend, flags, loans, org
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
-LOANS = 200  # one loan per batch: a run long enough to be caught in the middle
+LOANS = 200
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,9 @@ def fresh_redis():
 
 
 def start(url: str, day, redis_url: str = REDIS_URL) -> subprocess.Popen:
+    # One loan per batch, one batch at a time: a run long enough for a second worker to meet it.
     env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": url, "REDIS_URL": redis_url, "DAYEND_BATCH_SIZE": "1",
-           "JOB_LOCK_TTL_SECONDS": "3"}
+           "DAYEND_PARALLEL_BATCHES": "1", "JOB_LOCK_TTL_SECONDS": "3"}
     return subprocess.Popen([sys.executable, "-c", "from webapp.cli import main; main()", "dayend", "run", "--date",
                              day.isoformat(), "--force"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
