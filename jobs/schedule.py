@@ -15,7 +15,7 @@ import rq_scheduler
 from crontab import CronTab
 from rq.job import Job, JobStatus
 
-from jobs.tasks import BACKUP_TIMEOUT, DAYEND_TIMEOUT
+from jobs.tasks import BACKUP_TIMEOUT, DAYEND_TIMEOUT, INTEGRITY_TIMEOUT
 
 IST_OFFSET_MINUTES = 5 * 60 + 30  # India has no daylight saving: always UTC+05:30
 
@@ -41,6 +41,8 @@ SCHEDULE: tuple[Scheduled, ...] = (
               "Queue today's reminders and deliver what the 08:00–19:00 IST window allows"),
     Scheduled("backup-daily", "30 2 * * *", "jobs.tasks.backup_daily", "default", BACKUP_TIMEOUT,
               "Back up the database, verify the backup in a scratch database, prune by the retention policy"),
+    Scheduled("integrity-daily", "0 4 * * *", "jobs.tasks.integrity_daily", "default", INTEGRITY_TIMEOUT,
+              "Integrity check: orphans, duplicates, allocations, paid ≤ due, positions vs a replay, audit chain"),
 )
 
 

@@ -50,6 +50,20 @@ def backup_daily() -> dict:
     return backup.daily(current_app.config, db.engine())
 
 
+INTEGRITY_TIMEOUT = 2 * 3600
+
+
+@job("default", timeout=INTEGRITY_TIMEOUT)
+def integrity_daily() -> dict:
+    """The daily integrity check (webapp/services/integrity.py); a failure logs an ERROR and sets the metric."""
+    from jobs.transaction import in_transaction
+    from webapp.permissions import SystemActor
+    from webapp.services import integrity
+
+    report = in_transaction(lambda s: integrity.check(s, SystemActor("integrity-job")))
+    return {"ok": report.ok, "summary": report.summary(), "check_run": report.run.id}
+
+
 def dayend_inline(business_date: date | None = None) -> list:
     """`kisht jobs run dayend`: that date when given, else the catch-up the schedule runs."""
     return [dayend.run_dayend(business_date)] if business_date else dayend.run_due()

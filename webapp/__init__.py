@@ -153,6 +153,11 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(disputes_bp)
     app.register_blueprint(reminders_bp)
     app.register_blueprint(reconciliation_bp)
+    from webapp.golive.routes import bp as golive_bp
+    from webapp.shadow.routes import bp as shadow_bp
+
+    app.register_blueprint(shadow_bp)
+    app.register_blueprint(golive_bp)
     csrf.exempt(health_bp)
     from webapp import api
 

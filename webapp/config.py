@@ -172,6 +172,13 @@ class BaseConfig:
         self.RECON_WINDOW_DAYS = _int("RECON_WINDOW_DAYS", 3, minimum=0)
         self.RECON_AGEING_DAYS = _day_list("RECON_AGEING_DAYS", "3,7,15,30") or (3, 7, 15, 30)
         self.STATEMENT_MAX_LINES = _int("STATEMENT_MAX_LINES", 20_000)
+        # Shadow month (docs/architecture.md "Shadow month and go-live"): tracker layouts are data in
+        # webapp/tracker_layouts.py (checked with the buckets); the go/no-go board wants this many
+        # consecutive converged business dates.
+        from webapp.tracker_layouts import TRACKER_LAYOUTS
+
+        self.TRACKER_LAYOUTS = TRACKER_LAYOUTS
+        self.SHADOW_CONVERGED_DAYS = _int("SHADOW_CONVERGED_DAYS", 7, minimum=1)
         # JSON API v1 (docs/api.md "Authentication", "Rate limits"): token lifetimes, the JWT signing key (default
         # SECRET_KEY), and flask-limiter limits in its notation ("N per minute", several separated by ";").
         self.API_ACCESS_TOKEN_MINUTES = _int("API_ACCESS_TOKEN_MINUTES", 15)
@@ -264,6 +271,12 @@ def ledger_setting_problem(config) -> str | None:
         parse_buckets(config.BUCKETS)
     except ValueError as problem:
         return f"BUCKETS: {problem}"
+    from webapp.tracker_layouts import layout_problem
+
+    for key, layout in config.TRACKER_LAYOUTS.items():
+        problem = layout_problem(key, layout, [label for label, _, _ in parse_buckets(config.BUCKETS)])
+        if problem:
+            return problem
     from webapp.services.collections import parse_rules
 
     try:

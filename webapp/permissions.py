@@ -29,6 +29,10 @@ class Perm(StrEnum):
     LOG_CONTACT = "log_contact"  # calls, visits and promises to pay
     WORK_ESCALATIONS = "work_escalations"  # the manager's and legal's review queues
     ADMINISTER = "administer"  # kill switches, users, branches, jobs, backups
+    SHADOW_IMPORT = "shadow_import"  # import the Excel tracker, compare again (shadow month)
+    VIEW_SHADOW = "view_shadow"  # the convergence dashboard, variance lists, the issue log
+    WORK_SHADOW_ISSUES = "work_shadow_issues"  # raise, assign and resolve shadow-month issues
+    VIEW_GOLIVE = "view_golive"  # the go/no-go board (recording answers and sign-offs needs ADMINISTER)
 
 
 P = Perm
@@ -36,11 +40,13 @@ MATRIX: dict[str, frozenset[Perm]] = {
     "collector": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.RAISE_DISPUTE, P.LOG_CONTACT}),
     "manager": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.APPROVE_BACKDATED, P.REQUEST_REVERSAL,
                           P.APPROVE_REVERSAL, P.RAISE_DISPUTE, P.RESOLVE_DISPUTE, P.READ_AUDIT,
-                          P.ASSIGN_COLLECTOR, P.LOG_CONTACT, P.WORK_ESCALATIONS}),
+                          P.ASSIGN_COLLECTOR, P.LOG_CONTACT, P.WORK_ESCALATIONS, P.VIEW_SHADOW, P.VIEW_GOLIVE}),
     "finance": frozenset({P.VIEW_LOANS, P.RECORD_PAYMENT, P.REQUEST_REVERSAL, P.APPROVE_REVERSAL,
-                          P.RAISE_DISPUTE, P.RECONCILE, P.READ_AUDIT}),
+                          P.RAISE_DISPUTE, P.RECONCILE, P.READ_AUDIT, P.SHADOW_IMPORT, P.VIEW_SHADOW,
+                          P.WORK_SHADOW_ISSUES, P.VIEW_GOLIVE}),
     "legal": frozenset({P.VIEW_LOANS, P.RAISE_DISPUTE, P.RESOLVE_DISPUTE, P.READ_AUDIT, P.WORK_ESCALATIONS}),
-    "admin": frozenset({P.VIEW_LOANS, P.CREATE_LOANS, P.ASSIGN_COLLECTOR, P.READ_AUDIT, P.ADMINISTER}),
+    "admin": frozenset({P.VIEW_LOANS, P.CREATE_LOANS, P.ASSIGN_COLLECTOR, P.READ_AUDIT, P.ADMINISTER, P.SHADOW_IMPORT,
+                        P.VIEW_SHADOW, P.WORK_SHADOW_ISSUES, P.VIEW_GOLIVE}),
 }
 
 # Which loans each role sees: assigned to them, their branch, all, or the NPA queue. Legal's "npa" scope

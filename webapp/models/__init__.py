@@ -10,10 +10,12 @@ from webapp.models.payments import Allocation, Approval, IdempotencyRecord, Paym
 from webapp.models.reconciliation import (BankStatement, ReconciliationDay, ReconciliationMatch,
                                           ReconciliationMatchPayment, StatementLine, UnreconcileRequest)
 from webapp.models.reminders import Reminder
+from webapp.models.shadow import CheckRun, GoliveAnswer, ShadowComparison, ShadowImport, ShadowIssue, ShadowRow
 
 __all__ = ["Allocation", "ApiRefreshToken", "ApiTokenFamily", "Approval", "AuditChainHead", "AuditEntry", "Borrower", "Branch", "Contact", "CronRun",
            "DayendPosition", "Dispute", "DisputeEvidence", "Escalation", "EscalationNote", "LoanScore", "Promise",
            "FeatureFlag", "IdempotencyRecord",
            "Instalment", "Loan", "Payment", "Reminder", "Reversal", "User",
            "BankStatement", "ReconciliationDay", "ReconciliationMatch", "ReconciliationMatchPayment", "StatementLine",
-           "UnreconcileRequest"]
+           "UnreconcileRequest", "CheckRun", "GoliveAnswer", "ShadowComparison", "ShadowImport", "ShadowIssue",
+           "ShadowRow"]

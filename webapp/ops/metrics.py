@@ -225,6 +225,14 @@ class KishtCollector:
             latest = runs["latest"]
             yield _gauge("kisht_dayend_last_run_failed", "1 when the latest day-end attempt failed",
                          1 if latest is not None and latest.status == "FAILED" else 0)
+            from webapp.services import integrity
+
+            check = integrity.latest(session)
+            if check is not None:
+                yield _gauge("kisht_integrity_last_run_ok", "1 when the latest integrity check passed",
+                             1 if check.passed else 0)
+                yield _gauge("kisht_integrity_last_run_timestamp_seconds", "When the latest integrity check finished",
+                             check.finished_at.timestamp())
             failed = GaugeMetricFamily("kisht_job_runs_failed_24h", "Failed job runs started in the last 24 hours",
                                        labels=["job"])
             counts = system.failed_runs_since(session, 24)

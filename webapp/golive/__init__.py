@@ -1,0 +1,1 @@
+"""The go/no-go board (admin records; managers and finance read)."""

@@ -1,0 +1,1 @@
+"""Shadow month screens: tracker import, convergence dashboard, variance per date, issue log."""
