@@ -633,7 +633,8 @@ def backup_restore(name, target_url, yes):
         db.engine().dispose()  # our own pooled connections must not hold locks during the restore
         outcome = backup.restore(current_app.config, db.engine(), item.name, target_url)
     click.echo(f"backup {outcome['name']} restored into {outcome['target']}: {outcome['tables']} tables, "
-               f"{outcome['rows']} rows, audit chain OK ({outcome['audit_entries']} entries)")
+               f"{outcome['rows']} rows, audit chain OK ({outcome['audit_entries']} entries), "
+               f"{outcome['evidence_files']} evidence file(s) put back into EVIDENCE_DIR")
 
 
 @backup_group.command("prune")

@@ -256,3 +256,65 @@ def test_bad_retention_settings_are_refused(tmp_path):
     result = CliRunner().invoke(cli, ["backup", "prune"], env={"APP_ENV": "test", "BACKUP_KEEP_WEEKLY": "four",
                                                               "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert result.exit_code != 0
+
+
+def _dispute_with_evidence(app) -> str:
+    """A dispute on KLB0 with one evidence file; returns the file's stored name."""
+    from tests.disputes_support import png, upload
+    from webapp.models import User
+    from webapp.services import disputes
+
+    with app.app_context():
+        with db.new_session() as session:
+            collector = session.query(User).filter_by(username="col").one()
+            dispute = disputes.raise_dispute(session, collector, "KLB0", {
+                "category": "PAYMENT_NOT_CREDITED", "description": "Paid by UPI on the 3rd; not on the loan."},
+                [upload("receipt.png", png())])
+            stored = dispute.evidence[0].stored_name
+            session.commit()
+    return stored
+
+
+def test_evidence_files_are_archived_verified_and_restored(source, tmp_path):
+    app, env, _second = source
+    evidence_dir = tmp_path / "evidence"
+    app.config["EVIDENCE_DIR"] = str(evidence_dir)
+    env = {**env, "EVIDENCE_DIR": str(evidence_dir)}
+    stored = _dispute_with_evidence(app)
+    original = (evidence_dir / stored[:2] / stored).read_bytes()
+    made = backup.create(app.config, app.extensions["kisht.engine"])
+    assert made.manifest["evidence"]["files"] == 1 and made.evidence_archive.exists()
+    assert backup.verify(app.config, app.extensions["kisht.engine"], made.name).ok
+
+    # The file is lost on the server; a restore of the database puts it back, byte for byte.
+    (evidence_dir / stored[:2] / stored).unlink()
+    result = CliRunner().invoke(cli, ["backup", "restore", made.name, "--yes"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 evidence file(s) put back" in result.output
+    assert (evidence_dir / stored[:2] / stored).read_bytes() == original
+
+
+def test_a_damaged_evidence_archive_is_refused(source, tmp_path):
+    app, env, _second = source
+    app.config["EVIDENCE_DIR"] = str(tmp_path / "evidence")
+    _dispute_with_evidence(app)
+    made = backup.create(app.config, app.extensions["kisht.engine"])
+    with open(made.evidence_archive, "r+b") as archive:
+        archive.seek(600)
+        archive.write(b"\x00garbage\x00")
+    result = backup.verify(app.config, app.extensions["kisht.engine"], made.name)
+    assert not result.ok and any("evidence archive does not match" in p for p in result.problems)
+    refused = CliRunner().invoke(cli, ["backup", "restore", made.name, "--yes"],
+                                 env={**env, "EVIDENCE_DIR": str(tmp_path / "evidence")})
+    assert refused.exit_code != 0 and "damaged" in refused.output
+
+
+def test_an_evidence_row_without_its_archived_file_fails_verification(source, tmp_path):
+    app, _env, _second = source
+    evidence_dir = tmp_path / "evidence"
+    app.config["EVIDENCE_DIR"] = str(evidence_dir)
+    stored = _dispute_with_evidence(app)
+    (evidence_dir / stored[:2] / stored).unlink()  # gone before the backup: the archive cannot hold it
+    made = backup.create(app.config, app.extensions["kisht.engine"])
+    result = backup.verify(app.config, app.extensions["kisht.engine"], made.name)
+    assert not result.ok and any(stored in p and "not in" in p for p in result.problems)

@@ -6,12 +6,17 @@ Files in BACKUP_DIR, per backup NAME (``kisht-YYYYMMDD-HHMMSS`` in IST):
 * ``NAME.manifest.json``: backend, creation time, SHA-256 and size of the dump, Alembic revision, the row
   count of every table and the audit chain's length and last hash — all read from the *same snapshot*
   the dump was taken from (PostgreSQL: an exported snapshot shared with pg_dump; SQLite: the copy itself);
+* ``NAME.evidence.tar``: the dispute evidence files (EVIDENCE_DIR), archived right after the database
+  snapshot, so every evidence row in the dump has its file in the archive; its SHA-256 and file count are
+  in the manifest;
 * ``NAME.verify.json``: the last verification: when, whether it passed, and what differed.
 
 A backup without a manifest is incomplete and ignored (the manifest is written last). Restoring refuses a
 dump whose SHA-256 differs from its manifest. Verification restores into a throw-away database (a new
 PostgreSQL database on the same server, dropped afterwards; a temporary SQLite file) and compares the row
-count of every table and the audit chain (walked and checked entry by entry) with the manifest.
+count of every table and the audit chain (walked and checked entry by entry) with the manifest, and
+checks that every evidence row of the restored copy has its file in the evidence archive. Restoring also
+puts the archived evidence files back into EVIDENCE_DIR.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import tarfile
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -74,8 +80,14 @@ class Backup:
     def verified_ok(self) -> bool | None:
         return self.verification["ok"] if self.verification else None
 
+    @property
+    def evidence_archive(self) -> Path | None:
+        evidence = self.manifest.get("evidence")
+        return self.directory / evidence["file"] if evidence else None
+
     def files(self) -> list[Path]:
-        return [self.dump, self.directory / f"{self.name}.manifest.json", self.directory / f"{self.name}.verify.json"]
+        return [self.dump, self.directory / f"{self.name}.manifest.json", self.directory / f"{self.name}.verify.json",
+                *([self.evidence_archive] if self.evidence_archive else [])]
 
 
 @dataclass
@@ -233,6 +245,7 @@ def create(config, engine: Engine) -> Backup:
             raise ValidationError(f"Backups of {backend} are not supported.", fields={"DATABASE_URL": backend})
         final = directory / f"{name}{suffix}"
         os.replace(partial, final)
+        evidence = _archive_evidence(config, directory / f"{name}.evidence.tar")
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -240,12 +253,39 @@ def create(config, engine: Engine) -> Backup:
         "version": MANIFEST_VERSION, "name": name, "backend": backend, "file": final.name,
         "created_at": started.isoformat(), "finished_at": clock.now().isoformat(),
         "sha256": sha256_of(final), "size": final.stat().st_size, "database": _safe_url(engine.url),
-        "host": socket.gethostname(), **facts,
+        "host": socket.gethostname(), "evidence": evidence, **facts,
     }
     _write_json(directory / f"{name}.manifest.json", manifest)
     log.info("backup %s created: %s, %d bytes, %d tables, audit chain %d entries", name, backend, manifest["size"],
              len(manifest["tables"]), manifest["audit"]["entries"])
     return Backup(name, directory, manifest)
+
+
+def _evidence_dir(config) -> Path:
+    return Path(config["EVIDENCE_DIR"])
+
+
+def _archive_evidence(config, target: Path) -> dict:
+    """Every evidence file (``xx/<stored name>``) into an uncompressed tar: the files are PDFs and images."""
+    root = _evidence_dir(config)
+    partial = target.with_name(target.name + ".partial")
+    count = 0
+    try:
+        with tarfile.open(partial, "w") as archive:
+            for path in sorted(root.glob("??/*")) if root.is_dir() else []:
+                if path.is_file():
+                    archive.add(path, arcname=f"{path.parent.name}/{path.name}", recursive=False)
+                    count += 1
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return {"file": target.name, "sha256": sha256_of(target), "size": target.stat().st_size, "files": count}
+
+
+def _archived_names(backup: Backup) -> set[str]:
+    with tarfile.open(backup.evidence_archive) as archive:
+        return {member.name.split("/")[-1] for member in archive.getmembers() if member.isfile()}
 
 
 def _pg_dump(config, engine: Engine, target: Path) -> dict:
@@ -291,14 +331,19 @@ def _sqlite_backup(engine: Engine, target: Path) -> dict:
 # ---------------------------------------------------------------- verify
 
 def check_checksum(backup: Backup) -> None:
-    if not backup.dump.exists():
-        raise ValidationError(f"Backup {backup.name}: the file {backup.dump.name} is missing.",
-                              fields={"name": "dump file missing"})
-    actual = sha256_of(backup.dump)
-    if actual != backup.manifest["sha256"]:
-        raise ValidationError(f"Backup {backup.name} is damaged: its SHA-256 does not match the manifest; "
-                              f"it will not be restored.",
-                              fields={"sha256": f"expected {backup.manifest['sha256']}, file has {actual}"})
+    """The dump and the evidence archive are exactly what the manifest recorded."""
+    files = [(backup.dump, backup.manifest["sha256"], "sha256", "its SHA-256")]
+    if backup.evidence_archive:
+        files.append((backup.evidence_archive, backup.manifest["evidence"]["sha256"], "evidence",
+                      "the SHA-256 of its evidence archive"))
+    for path, expected, field_name, what in files:
+        if not path.exists():
+            raise ValidationError(f"Backup {backup.name}: the file {path.name} is missing.",
+                                  fields={field_name: f"{path.name} missing"})
+        actual = sha256_of(path)
+        if actual != expected:
+            raise ValidationError(f"Backup {backup.name} is damaged: {what} does not match the manifest; "
+                                  f"it will not be restored.", fields={field_name: f"expected {expected}, file has {actual}"})
 
 
 def verify(config, engine: Engine, name: str) -> Verification:
@@ -340,6 +385,13 @@ def _compare(backup: Backup, scratch: Engine, result: Verification) -> None:
         result.audit_entries = report.checked
         if not report.ok:
             result.problems.append(f"audit chain broken in the restored copy: {report.problem}")
+    if backup.evidence_archive and "dispute_evidence" in counts:
+        with scratch.connect() as connection:
+            stored = set(connection.execute(text("SELECT stored_name FROM dispute_evidence")).scalars())
+        missing = sorted(stored - _archived_names(backup))
+        if missing:
+            result.problems.append(f"{len(missing)} evidence file(s) of the restored copy are not in "
+                                   f"{backup.evidence_archive.name}: {', '.join(missing[:5])}")
 
 
 class _scratch_database:
@@ -441,13 +493,29 @@ def restore(config, engine: Engine, name: str, target_url: str | None = None) ->
         _compare(backup, restored, result)
     finally:
         restored.dispose()
+    evidence_restored = _restore_evidence(config, backup)
     if result.problems:
         raise ValidationError(f"Backup {backup.name} was restored but differs from its manifest.",
                               fields={"restore": "; ".join(result.problems)})
     log.warning("backup %s restored into %s: %d tables, %d rows", backup.name, _safe_url(target), result.tables,
                 result.rows)
     return {"name": backup.name, "target": _safe_url(target), "tables": result.tables, "rows": result.rows,
-            "audit_entries": result.audit_entries}
+            "audit_entries": result.audit_entries, "evidence_files": evidence_restored}
+
+
+def _restore_evidence(config, backup: Backup) -> int:
+    """Put the archived evidence files back (names are random and never reused: an existing file is kept)."""
+    if not backup.evidence_archive:
+        return 0
+    root = _evidence_dir(config)
+    restored = 0
+    with tarfile.open(backup.evidence_archive) as archive:
+        for member in archive.getmembers():
+            if not member.isfile() or (root / member.name).exists():
+                continue
+            archive.extract(member, root, filter="data")  # refuses absolute paths, "..", links and devices
+            restored += 1
+    return restored
 
 
 # ---------------------------------------------------------------- prune
