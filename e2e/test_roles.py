@@ -13,11 +13,12 @@ pytestmark = pytest.mark.e2e
 # username → (home path, home title, the exact navigation links that role sees)
 HOMES = {
     "col": ("/collector/", "My worklist", ["My worklist", "Disputes"]),
-    "mgr": ("/manager/", "Branch overview", ["Branch", "Loans", "Approvals", "Disputes", "Escalations", "Audit log"]),
+    "mgr": ("/manager/", "Branch overview", ["Branch", "Loans", "Approvals", "Disputes", "Shadow month", "Go/no-go", "Escalations",
+                                             "Audit log"]),
     "fin": ("/finance/", "Portfolio", ["Portfolio", "Loans", "Approvals", "Disputes", "Reconciliation",
-                                       "Audit log"]),  # approvals: reversals
+                                       "Shadow month", "Go/no-go", "Audit log"]),  # approvals: reversals
     "leg": ("/legal/", "NPA queue", ["NPA queue", "Loans", "Disputes", "Escalations", "Audit log"]),
-    "adm": ("/admin/", "Overview", ["Overview", "Loans", "New loan", "Import", "Users", "Audit log", "Day-end",
+    "adm": ("/admin/", "Overview", ["Overview", "Loans", "Shadow month", "Go/no-go", "New loan", "Import", "Users", "Audit log", "Day-end",
                                     "Kill switches", "System", "Reminders"]),
 }
 
