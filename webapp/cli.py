@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.exc import DBAPIError
 
 from webapp import create_app, db
 from webapp.config import INSTANCE_DIR, ROOT
@@ -17,7 +18,18 @@ from webapp.permissions import SystemActor
 
 
 def main() -> None:
-    cli(prog_name="kisht")
+    try:
+        cli(prog_name="kisht")
+    except DBAPIError as error:  # the database, not the command, is the problem: say which in one line
+        click.echo(f"error: {database_problem(error)}", err=True)
+        sys.exit(1)
+
+
+def database_problem(error: DBAPIError) -> str:
+    detail = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    if "no such table" in detail or ("relation" in detail and "does not exist" in detail):
+        return f"the database is not migrated ({detail}): run `kisht db upgrade`"
+    return f"the database refused or could not be reached ({detail}); check DATABASE_URL and /readyz"
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False, load_dotenv=False)

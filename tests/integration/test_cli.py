@@ -76,3 +76,18 @@ def test_demo_seed_then_downgrade(run):
     again = run("demo", "seed")
     assert again.exit_code == 0 and "demo.admin" in again.output  # passwords reset, nothing duplicated
     assert run("db", "downgrade", "base").exit_code == 0
+
+
+def test_a_database_that_is_not_migrated_gets_one_line_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from webapp.config import ROOT
+
+    env = {**os.environ, "APP_ENV": "test", "REDIS_URL": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    done = subprocess.run([sys.executable, "-c", "from webapp.cli import main; main()", "loans", "show", "KL1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "error: the database is not migrated" in done.stderr and "kisht db upgrade" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
