@@ -87,16 +87,24 @@ KNOWN_KEYS = {"label", "formats", "encoding", "delimiter", "sheet", "header_sear
 MODES = ("NEFT", "RTGS", "IMPS", "UPI", "CASH", "CHEQUE")
 
 
-def layout_problem(key: str, layout: dict) -> str | None:
-    """Why a layout entry is unusable, or None."""
-    where = f"bank layout {key!r}"
+def entry_problem(where: str, key: str, layout: dict, known_keys: set[str]) -> str | None:
+    """What every layout entry (bank statements, the Excel tracker) needs: a key, known settings, a label."""
     if not re.fullmatch(r"[A-Z0-9_]{2,16}", key):
         return f"{where}: the key must be 2–16 capital letters, digits or _"
-    unknown = set(layout) - KNOWN_KEYS
+    unknown = set(layout) - known_keys
     if unknown:
         return f"{where}: unknown setting(s) {', '.join(sorted(unknown))}"
     if not layout.get("label"):
         return f"{where}: needs a label"
+    return None
+
+
+def layout_problem(key: str, layout: dict) -> str | None:
+    """Why a layout entry is unusable, or None."""
+    where = f"bank layout {key!r}"
+    problem = entry_problem(where, key, layout, KNOWN_KEYS)
+    if problem:
+        return problem
     formats = layout.get("formats") or []
     if not formats or any(f not in ("CSV", "XLSX") for f in formats):
         return f"{where}: formats must list CSV and/or XLSX"

@@ -19,8 +19,9 @@ An entry:
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime
+
+from webapp.bank_layouts import entry_problem
 
 TRACKER_LAYOUTS: dict[str, dict] = {
     "EXCEL_V1": {
@@ -51,13 +52,9 @@ KNOWN_KEYS = {"label", "sheet_titles", "header_search_rows", "columns", "buckets
 
 def layout_problem(key: str, layout: dict, system_buckets: list[str]) -> str | None:
     where = f"tracker layout {key!r}"
-    if not re.fullmatch(r"[A-Z0-9_]{2,16}", key):
-        return f"{where}: the key must be 2–16 capital letters, digits or _"
-    unknown = set(layout) - KNOWN_KEYS
-    if unknown:
-        return f"{where}: unknown setting(s) {', '.join(sorted(unknown))}"
-    if not layout.get("label"):
-        return f"{where}: needs a label"
+    problem = entry_problem(where, key, layout, KNOWN_KEYS)
+    if problem:
+        return problem
     columns = layout.get("columns") or {}
     if set(columns) - set(REQUIRED) - set(OPTIONAL):
         return f"{where}: unknown column role(s) {', '.join(sorted(set(columns) - set(REQUIRED) - set(OPTIONAL)))}"

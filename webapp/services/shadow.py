@@ -340,21 +340,20 @@ class LoanDiff:
 
     @property
     def outstanding_diff(self) -> int | None:
-        if self.system_outstanding is None or self.tracker_outstanding is None:
-            return None
-        return self.system_outstanding - self.tracker_outstanding
+        return _difference(self.system_outstanding, self.tracker_outstanding)
 
     @property
     def dpd_diff(self) -> int | None:
-        if self.system_dpd is None or self.tracker_dpd is None:
-            return None
-        return self.system_dpd - self.tracker_dpd
+        return _difference(self.system_dpd, self.tracker_dpd)
 
     @property
     def collection_diff(self) -> int | None:
-        if self.system_collection is None or self.tracker_collection is None:
-            return None
-        return self.system_collection - self.tracker_collection
+        return _difference(self.system_collection, self.tracker_collection)
+
+
+def _difference(system: int | None, tracker: int | None) -> int | None:
+    """System minus tracker; None when either side has no figure (a loan present on one side only)."""
+    return None if system is None or tracker is None else system - tracker
 
 
 @dataclass
