@@ -122,9 +122,7 @@ def _run_batches(business_date: date, run_id: int, ranges: list[tuple[int, int]]
 
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dayend-batch") as pool:
         futures = [pool.submit(one, low, high) for low, high in ranges]
-        for future in futures:
-            future.exception()  # wait for all; the first error is raised below
-    for future in futures:
+    for future in futures:  # all have finished here; a batch's error fails the run
         future.result()
     return stop[0] if stop else None
 
