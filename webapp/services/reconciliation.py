@@ -82,6 +82,18 @@ def _int_id(raw, what: str) -> int:
         raise NotFound(f"No {what} {raw}.") from None
 
 
+def _by_id(session: Session, actor, model, raw_id, what: str, *, lock: bool):
+    """One row of `model` by its id (finance only), optionally locked; NotFound names `what`."""
+    _require(actor)
+    query = select(model).where(model.id == _int_id(raw_id, what))
+    if lock:
+        query = query.with_for_update(of=model)
+    row = session.scalars(query).unique().one_or_none()
+    if row is None:
+        raise NotFound(f"No {what} {raw_id}.")
+    return row
+
+
 def _reason(raw, *, required: bool, name: str = "reason") -> str:
     value = (raw or "").strip()
     if required and not value:
@@ -458,14 +470,7 @@ def _confirm(session: Session, actor, match: ReconciliationMatch, *, automatic: 
 
 
 def get_match(session: Session, actor, match_id, *, lock: bool = False) -> ReconciliationMatch:
-    _require(actor)
-    query = select(ReconciliationMatch).where(ReconciliationMatch.id == _int_id(match_id, "match"))
-    if lock:
-        query = query.with_for_update(of=ReconciliationMatch)
-    match = session.scalars(query).unique().one_or_none()
-    if match is None:
-        raise NotFound(f"No match {match_id}.")
-    return match
+    return _by_id(session, actor, ReconciliationMatch, match_id, "match", lock=lock)
 
 
 def confirm(session: Session, actor, match_id) -> ReconciliationMatch:
@@ -506,14 +511,7 @@ def dismiss(session: Session, actor, match_id, reason: str = "") -> Reconciliati
 
 
 def get_line(session: Session, actor, line_id, *, lock: bool = False) -> StatementLine:
-    _require(actor)
-    query = select(StatementLine).where(StatementLine.id == _int_id(line_id, "bank line"))
-    if lock:
-        query = query.with_for_update(of=StatementLine)
-    line = session.scalars(query).unique().one_or_none()
-    if line is None:
-        raise NotFound(f"No bank line {line_id}.")
-    return line
+    return _by_id(session, actor, StatementLine, line_id, "bank line", lock=lock)
 
 
 def match_by_hand(session: Session, actor, line_id, references: str) -> ReconciliationMatch:
@@ -601,14 +599,7 @@ def request_unreconcile(session: Session, actor, match_id, reason: str) -> Unrec
 
 
 def get_request(session: Session, actor, request_id, *, lock: bool = False) -> UnreconcileRequest:
-    _require(actor)
-    query = select(UnreconcileRequest).where(UnreconcileRequest.id == _int_id(request_id, "unreconcile request"))
-    if lock:
-        query = query.with_for_update(of=UnreconcileRequest)
-    request = session.scalars(query).unique().one_or_none()
-    if request is None:
-        raise NotFound(f"No unreconcile request {request_id}.")
-    return request
+    return _by_id(session, actor, UnreconcileRequest, request_id, "unreconcile request", lock=lock)
 
 
 def decide_unreconcile(session: Session, actor, request_id, *, approve: bool, reason: str) -> UnreconcileRequest:

@@ -508,10 +508,7 @@ def _store_comparison(session: Session, shadow_import: ShadowImport) -> ShadowCo
 def compare_again(session: Session, actor, day_text) -> ShadowComparison:
     """Compare the date's current tracker with the system as it is now (after a late day-end, a correction)."""
     require(actor, Perm.SHADOW_IMPORT)
-    day = parse_day(day_text)
-    shadow_import = current_import(session, day)
-    if shadow_import is None:
-        raise NotFound(f"No tracker has been imported for {day:%d %b %Y}.")
+    day, shadow_import = _imported(session, day_text)
     comparison = _store_comparison(session, shadow_import)
     audit.record(session, actor, "shadow.compared", "shadow_import", f"{day.isoformat()} v{shadow_import.version}",
                  after={"converged": comparison.converged, "outstanding_ok": comparison.outstanding_ok,
@@ -537,15 +534,26 @@ class DayView:
     q: str
 
 
-def day_view(session: Session, actor, day_text, args: Mapping[str, str], page: int, per_page: int) -> DayView:
-    require(actor, Perm.VIEW_SHADOW)
+def _imported(session: Session, day_text) -> tuple[date, ShadowImport]:
+    """The date asked for and its current tracker import; NotFound when none was imported."""
     day = parse_day(day_text)
     shadow_import = current_import(session, day)
     if shadow_import is None:
         raise NotFound(f"No tracker has been imported for {day:%d %b %Y}.")
+    return day, shadow_import
+
+
+def _chosen_differences(session: Session, actor, day_text, args: Mapping[str, str]):
+    """The date's current tracker import, its variance, the filter asked for and the loans it keeps."""
+    require(actor, Perm.VIEW_SHADOW)
+    day, shadow_import = _imported(session, day_text)
     v = variance(session, shadow_import)
     chosen, q = parse_filter(args)
-    rows = filtered(v.loans, chosen, q)
+    return day, shadow_import, v, chosen, q, filtered(v.loans, chosen, q)
+
+
+def day_view(session: Session, actor, day_text, args: Mapping[str, str], page: int, per_page: int) -> DayView:
+    day, shadow_import, v, chosen, q, rows = _chosen_differences(session, actor, day_text, args)
     start = (page - 1) * per_page
     return DayView(shadow_import, v, versions(session, day), Page(rows[start:start + per_page], page, per_page, len(rows)),
                    chosen, q)
@@ -575,18 +583,12 @@ EXPORT_HEADER = ["Loan number", "Tracker row", "On", "Differs in", "System outst
 
 
 def export_rows(session: Session, actor, day_text, args: Mapping[str, str]) -> tuple[str, list[str], list[list]]:
-    require(actor, Perm.VIEW_SHADOW)
-    day = parse_day(day_text)
-    shadow_import = current_import(session, day)
-    if shadow_import is None:
-        raise NotFound(f"No tracker has been imported for {day:%d %b %Y}.")
-    v = variance(session, shadow_import)
-    chosen, q = parse_filter(args)
+    day, shadow_import, _v, _chosen, _q, chosen_rows = _chosen_differences(session, actor, day_text, args)
     rupees = lambda p: None if p is None else money.to_rupees(p)  # noqa: E731
     rows = [[d.loan_number, d.tracker_row, "both" if d.in_system and d.in_tracker else "system" if d.in_system else "tracker",
              " ".join(d.differs), rupees(d.system_outstanding), rupees(d.tracker_outstanding), rupees(d.outstanding_diff),
              d.system_dpd, d.tracker_dpd, d.dpd_diff, d.system_bucket, d.tracker_bucket, rupees(d.system_collection),
-             rupees(d.tracker_collection), rupees(d.collection_diff)] for d in filtered(v.loans, chosen, q)]
+             rupees(d.tracker_collection), rupees(d.collection_diff)] for d in chosen_rows]
     return f"Shadow month variance {day.isoformat()} (tracker v{shadow_import.version})", EXPORT_HEADER, rows
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
-from webapp import clock
+from webapp import clock, money
 from webapp.models import CheckRun
 
 SCENARIOS = ("double-payment", "partial-reversal", "backdated-entry", "cron-failure", "reconciliation-mismatch")
@@ -144,10 +144,6 @@ def _world(session) -> World:
     return World(users, loan.loan_number, loan.emi_paise)
 
 
-def _rupees(paise: int) -> str:
-    return f"{paise / 100:.2f}"
-
-
 # ---------------------------------------------------------------- scenarios
 
 def double_payment(session, world: World, steps: Steps) -> None:
@@ -156,7 +152,7 @@ def double_payment(session, world: World, steps: Steps) -> None:
     from webapp.services import payments
 
     fin = world.users["sim-fin"]
-    raw = {"amount": _rupees(world.emi_paise), "mode": "NEFT", "reference": "SBIN0000SIM00001",
+    raw = {"amount": money.as_str(world.emi_paise), "mode": "NEFT", "reference": "SBIN0000SIM00001",
            "value_date": clock.today_ist().isoformat()}
     booked = payments.record_payment(session, fin, world.loan_number, raw)
     session.commit()
@@ -181,13 +177,13 @@ def partial_reversal(session, world: World, steps: Steps) -> None:
 
     fin, fin2 = world.users["sim-fin"], world.users["sim-fin2"]
     booked = payments.record_payment(session, fin, world.loan_number, {
-        "amount": _rupees(3 * world.emi_paise), "mode": "IMPS", "reference": "123456789012",
+        "amount": money.as_str(3 * world.emi_paise), "mode": "IMPS", "reference": "123456789012",
         "value_date": clock.today_ist().isoformat()})
     session.commit()
     loan = session.scalar(select(Loan).where(Loan.loan_number == world.loan_number))
     steps.expect(loan.dpd == 0, "the three EMIs due are paid: the loan is current", loan.dpd)
     approval = approvals.request_reversal(session, fin, booked.payment.reference,
-                                          {"amount": _rupees(world.emi_paise), "reason": "BANK_RETURN"})
+                                          {"amount": money.as_str(world.emi_paise), "reason": "BANK_RETURN"})
     session.commit()
     steps.note(f"reversal of one EMI requested by {fin.username} (approval {approval.id})")
     session.refresh(loan)
@@ -223,7 +219,7 @@ def backdated_entry(session, world: World, steps: Steps) -> None:
     col, mgr = world.users["sim-col"], world.users["sim-mgr"]
     today = clock.today_ist()
     steps.refused(lambda: payments.record_payment(session, col, world.loan_number, {
-        "amount": _rupees(world.emi_paise), "mode": "CASH", "receipt_number": "SIM/F/1",
+        "amount": money.as_str(world.emi_paise), "mode": "CASH", "receipt_number": "SIM/F/1",
         "value_date": (today + timedelta(days=1)).isoformat()}), ValidationError, "a payment dated tomorrow")
     session.rollback()
     loan = session.scalar(select(Loan).where(Loan.loan_number == world.loan_number))
@@ -232,7 +228,7 @@ def backdated_entry(session, world: World, steps: Steps) -> None:
     steps.note(f"BACKDATE_APPROVAL_DAYS is {days_back}")
     value_date = today - timedelta(days=10)
     booked = payments.record_payment(session, col, world.loan_number, {
-        "amount": _rupees(world.emi_paise), "mode": "CASH", "receipt_number": "SIM/B/1",
+        "amount": money.as_str(world.emi_paise), "mode": "CASH", "receipt_number": "SIM/B/1",
         "value_date": value_date.isoformat()})
     session.commit()
     session.refresh(loan)
@@ -291,11 +287,12 @@ def cron_failure(session, world: World, steps: Steps) -> None:
     steps.expect(first == second, "the forced re-run gives identical positions")
 
 
-def _hdfc_csv(day: date, amount: str, utr: str) -> bytes:
+def _hdfc_csv(day: date, amount_paise: int, utr: str) -> bytes:
     header = "Date,Narration,Chq./Ref.No.,Value Dt,Withdrawal Amt.,Deposit Amt.,Closing Balance\n"
     stamp = day.strftime("%d/%m/%y")
-    return (header + f"{stamp},NEFT CR-SBIN0001234-RAVI KUMAR-KISHT FINANCE-{utr},{utr},{stamp},,{amount},"
-            f"{1000000 + float(amount):.2f}\n").encode()
+    opening_paise = 100_000_000  # ₹10,00,000 in the account before the credit
+    return (header + f"{stamp},NEFT CR-SBIN0001234-RAVI KUMAR-KISHT FINANCE-{utr},{utr},{stamp},,"
+            f"{money.as_str(amount_paise)},{money.as_str(opening_paise + amount_paise)}\n").encode()
 
 
 def reconciliation_mismatch(session, world: World, steps: Steps) -> None:
@@ -305,11 +302,11 @@ def reconciliation_mismatch(session, world: World, steps: Steps) -> None:
     fin = world.users["sim-fin"]
     today = clock.today_ist()
     booked = payments.record_payment(session, fin, world.loan_number, {
-        "amount": _rupees(world.emi_paise), "mode": "NEFT", "reference": "HDFCSIM000000042", "value_date": today.isoformat()})
+        "amount": money.as_str(world.emi_paise), "mode": "NEFT", "reference": "HDFCSIM000000042", "value_date": today.isoformat()})
     session.commit()
     short = world.emi_paise - 10_000
-    steps.note(f"payment {booked.payment.reference} books ₹{_rupees(world.emi_paise)}; the bank credited ₹{_rupees(short)}")
-    reconciliation.import_statement(session, fin, bank="HDFC", data=_hdfc_csv(today, _rupees(short), "HDFCSIM000000042"),
+    steps.note(f"payment {booked.payment.reference} books ₹{money.as_str(world.emi_paise)}; the bank credited ₹{money.as_str(short)}")
+    reconciliation.import_statement(session, fin, bank="HDFC", data=_hdfc_csv(today, short, "HDFCSIM000000042"),
                                     filename="sim.csv")
     session.commit()
     payment = session.scalar(select(Payment).where(Payment.id == booked.payment.id))
