@@ -10,7 +10,8 @@ same rows whatever the plan, the order of evaluation or the number of loans alre
 
 The shape of the data (see docs/performance.md for the figures):
 
-* branches in 20 cities, a manager and four collectors per branch, three finance users, legal, admin;
+* branches in 20 cities (one per 2,000 loans unless given), a manager and four collectors per branch (unless
+  given), three finance users, legal, admin;
 * one borrower per loan; loans of 24 monthly instalments, ₹25,000-₹5,00,000 at 10-36 %, disbursed over
   the last 760 days in disbursal order (loan ids follow disbursal dates, as they do in production); the
   first instalment is due a month after disbursal, on the same day of the month (clamped to the month's
@@ -84,6 +85,12 @@ def pick(values, u: str) -> str:
     return f"{sql_array(values)}[1 + floor(({u}) * {len(values)})::int]"
 
 
+def reference_sql(x: str) -> str:
+    """Ten Crockford characters from the low 50 bits of `x`; with x = (id * 25214903917) mod 2^50 (an odd
+    multiplier, so a bijection) every payment id gets its own reference."""
+    return " || ".join(f"substr('{CROCKFORD}', ((({x} >> {5 * j}) & 31) + 1)::int, 1)" for j in range(9, -1, -1))
+
+
 def class_sql(dpd: str) -> str:
     return (f"CASE WHEN {dpd} > 90 THEN 'NPA' WHEN {dpd} > 60 THEN 'SMA-2' WHEN {dpd} > 30 THEN 'SMA-1' "
             f"WHEN {dpd} > 0 THEN 'SMA-0' ELSE 'STANDARD' END")
@@ -98,11 +105,16 @@ def bucket_sql(dpd: str, spec: str) -> str:
 
 class Generator:
     def __init__(self, conn, *, loans: int, seed: int, business_date: date, buckets: str, password_hash: str,
-                 log=print):
+                 log=print, branches: int | None = None, collectors_per_branch: int = COLLECTORS_PER_BRANCH,
+                 month_history: bool = True):
+        """`branches` default: one per 2,000 loans (10 to 500); `month_history`: write the approximate
+        day-end rows of the earlier days of D-1's month (see month_history())."""
         self.conn, self.n, self.seed, self.d = conn, loans, seed, business_date
         self.s = business_date - timedelta(days=1)  # the stored positions are as of the day-end of D-1
         self.buckets, self.password_hash, self.log = buckets, password_hash, log
-        self.branches = max(10, min(500, loans // 2000))
+        self.branches = branches or max(10, min(500, loans // 2000))
+        self.collectors_per_branch = collectors_per_branch
+        self.with_month_history = month_history
         self.timings: dict[str, float] = {}
         self.saved_indexes: dict[str, list[tuple[str, str, str]]] = {}
 
@@ -128,7 +140,7 @@ class Generator:
             return cur.fetchone()[0]
 
     def manager_id(self, branch: str) -> str:
-        return f"(10 + ({branch} - 1) * {COLLECTORS_PER_BRANCH + 1})"
+        return f"(10 + ({branch} - 1) * {self.collectors_per_branch + 1})"
 
     # ------------------------------------------------------------ the run
 
@@ -152,7 +164,8 @@ class Generator:
         self.borrowers()
         self.sequences()
         self.rebuild_indexes()
-        self.month_history()
+        if self.with_month_history:
+            self.month_history()
         return self.timings
 
     # ------------------------------------------------------------ indexes
@@ -214,7 +227,7 @@ class Generator:
     # ------------------------------------------------------------ organisation
 
     def org(self) -> None:
-        b, c, d = self.branches, COLLECTORS_PER_BRANCH, self.d
+        b, c, d = self.branches, self.collectors_per_branch, self.d
         city = "((b - 1) % 20 + 1)"
         codes, names = sql_array([x[0] for x in CITIES]), sql_array([x[1] for x in CITIES])
         created = f"(DATE '{d - timedelta(days=900)}' + time '10:00') AT TIME ZONE '{IST}'"
@@ -308,7 +321,7 @@ class Generator:
             )
             SELECT row_number() OVER (ORDER BY disbursed_on, k)::int AS loan_id, k, branch_id,
                    CASE WHEN u_collector < 0.03 THEN NULL
-                        ELSE {self.manager_id('branch_id')} + 1 + floor(u_collector_pick * {COLLECTORS_PER_BRANCH})::int
+                        ELSE {self.manager_id('branch_id')} + 1 + floor(u_collector_pick * {self.collectors_per_branch})::int
                    END AS collector_id,
                    principal_paise, rate_bps, disbursed_on, first_due_on, n_due, profile, lag, frac,
                    CASE WHEN profile = 5 THEN 1 + floor(u_stop * GREATEST(n_due, 1))::int
@@ -383,7 +396,7 @@ class Generator:
             FROM everything""",
             "ANALYZE bench_pay",
         )
-        reference = " || ".join(f"substr('{CROCKFORD}', (((x >> {5 * j}) & 31) + 1)::int, 1)" for j in range(9, -1, -1))
+        reference = reference_sql("x")
         digits11 = "lpad(((id::int8 * 7919 + 104729) % 100000000000)::text, 11, '0')"
         bank_of_id = f"{sql_array(BANKS)}[1 + id % {len(BANKS)}]"
         loan_bank = f"{sql_array(BANKS)}[1 + loan_id % {len(BANKS)}]"
