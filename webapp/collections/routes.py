@@ -54,8 +54,9 @@ def escalations():
     page, per_page = clamp(request.args.get("page"), request.args.get("per_page"), current_app.config["PAGE_SIZE"])
     level, status = request.args.get("level", ""), request.args.get("status", "OPEN")
     result = collections.queue(db.session(), current_user, level=level, status=status, page=page, per_page=per_page)
+    # `status_filter`, not `status`: render() takes `status` as the HTTP status of the response.
     return render("collections/escalations.html", "collections/_escalations.html", page=result, level=level,
-                  status=status, levels=collections.QUEUE_LEVELS.get(current_user.role, ()),
+                  status_filter=status, levels=collections.QUEUE_LEVELS.get(current_user.role, ()),
                   overdue_disputes=disputes.overdue_open(db.session(), current_user))
 
 
