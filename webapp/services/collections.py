@@ -12,7 +12,7 @@ from typing import Mapping
 
 from flask import current_app
 from sqlalchemy import Date, bindparam, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from webapp import clock, money
 from webapp.errors import Conflict, NotFound, ValidationError
@@ -137,6 +137,7 @@ def promises_due(session: Session, actor, days: int = 7) -> list[Promise]:
     return list(session.scalars(
         select(Promise).join(Loan, Loan.id == Promise.loan_id)
         .where(loan_filter(actor), Promise.status == "OPEN", Promise.promised_for <= today + timedelta(days=days))
+        .options(joinedload(Promise.contact))  # the panel names who logged each promise
         .order_by(Promise.promised_for, Promise.id).limit(100)))
 
 
