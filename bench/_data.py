@@ -501,12 +501,12 @@ class Generator:
             "loans (with the stored live position)",
             f"""INSERT INTO loans (id, loan_number, borrower_id, branch_id, collector_id, principal_paise,
                                    annual_rate_bps, tenure_months, emi_paise, disbursed_on, first_due_on, created_at,
-                                   created_by_id, status, outstanding_principal_paise, overdue_paise, dpd,
+                                   created_by_id, status, outstanding_principal_paise, overdue_paise, overdue_since,
                                    asset_class, bucket, position_date)
                 SELECT p.loan_id, 'KL' || lpad(p.loan_id::text, 8, '0'), p.loan_id, p.branch_id, p.collector_id,
                        p.principal_paise, p.rate_bps, {TENURE}, t.emi, p.disbursed_on, p.first_due_on,
                        (p.disbursed_on + time '11:00') AT TIME ZONE '{IST}', {self.manager_id('p.branch_id')},
-                       CASE WHEN q.closed THEN 'CLOSED' ELSE 'ACTIVE' END, q.outstanding, q.overdue, {dpd},
+                       CASE WHEN q.closed THEN 'CLOSED' ELSE 'ACTIVE' END, q.outstanding, q.overdue, q.oldest,
                        {class_sql(dpd)}, {bucket_sql(dpd, self.buckets)}, DATE '{s}'
                 FROM bench_plan p JOIN bench_tmpl t ON t.principal_paise = p.principal_paise
                      AND t.rate_bps = p.rate_bps AND t.seq = 1
@@ -553,10 +553,10 @@ class Generator:
         if first >= self.s:
             self.timings["day-end history of the month so far (none: D-1 is the 1st)"] = 0.0
             return
-        oldest = f"(DATE '{self.s}' - l.dpd + 1)"
+        oldest = "l.overdue_since"
         statements, day = [], first
         while day < self.s:
-            dpd = f"(CASE WHEN l.dpd > 0 AND DATE '{day}' >= {oldest} THEN DATE '{day}' - {oldest} + 1 ELSE 0 END)"
+            dpd = f"(CASE WHEN DATE '{day}' >= {oldest} THEN DATE '{day}' - {oldest} + 1 ELSE 0 END)"
             statements.append(f"""
                 INSERT INTO dayend_positions (business_date, loan_id, dpd, asset_class, bucket, overdue_paise,
                                               overdue_since, class_since)

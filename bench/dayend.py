@@ -77,7 +77,7 @@ FROM dayend_positions WHERE business_date = :d
 # Which day-end statement a cursor execution is, by a fragment of its text.
 STATEMENT_KINDS = (
     ("INSERT INTO dayend_work", "compute"), ("DELETE FROM dayend_positions", "clear"),
-    ("INSERT INTO dayend_positions", "history"), ("UPDATE loans SET dpd", "loans"),
+    ("INSERT INTO dayend_positions", "history"), ("UPDATE loans SET overdue_since", "loans"),
     ("UPDATE instalments SET", "instalments"), ("WHERE asset_class <> COALESCE(prior_class", "transitions"),
     ("INSERT INTO audit_log", "audit"), ("DELETE FROM dayend_work", "clear work table"),
     ("CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work", "create work table"),
@@ -160,7 +160,7 @@ def snapshot_before(url: str, business_date) -> dict:
     with psycopg_connect(url, autocommit=True) as conn:
         for table in REWIND_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute("CREATE TABLE bench_rewind_loans AS SELECT id, dpd, asset_class, bucket, overdue_paise, "
+        conn.execute("CREATE TABLE bench_rewind_loans AS SELECT id, overdue_since, asset_class, bucket, overdue_paise, "
                      "position_date FROM loans WHERE status = 'ACTIVE'")
         conn.execute("CREATE TABLE bench_rewind_instalments AS SELECT id, status, principal_paid_paise, "
                      "interest_paid_paise FROM instalments WHERE status = 'DUE' AND due_date <= %s", (business_date,))
@@ -177,11 +177,11 @@ def rewind(url: str) -> dict:
         if conn.execute("SELECT to_regclass('bench_rewind_loans')").fetchone()[0] is None:
             return {}
         loans = conn.execute("""
-            UPDATE loans l SET dpd = r.dpd, asset_class = r.asset_class, bucket = r.bucket,
+            UPDATE loans l SET overdue_since = r.overdue_since, asset_class = r.asset_class, bucket = r.bucket,
                    overdue_paise = r.overdue_paise, position_date = r.position_date
             FROM bench_rewind_loans r
-            WHERE l.id = r.id AND (l.dpd, l.asset_class, l.bucket, l.overdue_paise, l.position_date)
-                  IS DISTINCT FROM (r.dpd, r.asset_class, r.bucket, r.overdue_paise, r.position_date)""").rowcount
+            WHERE l.id = r.id AND (l.overdue_since, l.asset_class, l.bucket, l.overdue_paise, l.position_date)
+                  IS DISTINCT FROM (r.overdue_since, r.asset_class, r.bucket, r.overdue_paise, r.position_date)""").rowcount
         instalments = conn.execute("""
             UPDATE instalments i SET status = r.status, principal_paid_paise = r.principal_paid_paise,
                    interest_paid_paise = r.interest_paid_paise
@@ -221,7 +221,7 @@ def sample_check(app, business_date, seed: int, sample: int = 300) -> dict:
                               {"seed": seed, "n": sample}).scalars().all()
         for loan_id in ids:
             loan = session.execute(text(
-                "SELECT principal_paise, annual_rate_bps, tenure_months, first_due_on, dpd, overdue_paise, "
+                "SELECT principal_paise, annual_rate_bps, tenure_months, first_due_on, overdue_since, overdue_paise, "
                 "outstanding_principal_paise, asset_class, bucket, status FROM loans WHERE id = :id"),
                 {"id": loan_id}).one()
             rows = session.execute(text(
@@ -249,8 +249,8 @@ def sample_check(app, business_date, seed: int, sample: int = 300) -> dict:
                 if (r.principal_paid_paise, r.interest_paid_paise, r.status) != (p.principal_paid, p.interest_paid, p.status):
                     problems.append(f"loan {loan_id} seq {r.seq}: stored {r.principal_paid_paise}/{r.interest_paid_paise}/"
                                     f"{r.status}, ledger {p.principal_paid}/{p.interest_paid}/{p.status}")
-            got = (loan.dpd, loan.overdue_paise, loan.outstanding_principal_paise, loan.bucket, loan.status)
-            want = (position.dpd, position.overdue_paise, position.outstanding_principal_paise, position.bucket,
+            got = (loan.overdue_since, loan.overdue_paise, loan.outstanding_principal_paise, loan.bucket, loan.status)
+            want = (position.overdue_since, position.overdue_paise, position.outstanding_principal_paise, position.bucket,
                     "CLOSED" if position.closed else "ACTIVE")
             if got != want:
                 problems.append(f"loan {loan_id}: stored position {got}, ledger {want}")
@@ -258,7 +258,7 @@ def sample_check(app, business_date, seed: int, sample: int = 300) -> dict:
                 # Expected only where the ledger keeps NPA from an earlier date (the generator stores the
                 # class of the DPD): anything else is a problem.
                 if position.asset_class == "NPA" and position.overdue_paise > 0 \
-                        and loan.asset_class == ledger.class_for_dpd(loan.dpd):
+                        and loan.asset_class == ledger.class_for_dpd(ledger.dpd_on(as_of, loan.overdue_since)):
                     class_differences += 1
                 else:
                     problems.append(f"loan {loan_id}: stored class {loan.asset_class}, ledger {position.asset_class}")

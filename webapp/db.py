@@ -47,6 +47,18 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+def days_sql(later: str, earlier: str, dialect: str) -> str:
+    """SQL for the whole days between two DATE expressions, on either database."""
+    if dialect == "postgresql":
+        return f"({later} - {earlier})"
+    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+
+
+def dpd_sql(day: str, overdue_since: str, dialect: str) -> str:
+    """DPD on `day` of a loan whose oldest unpaid due date is `overdue_since` (NULL: not overdue)."""
+    return f"CASE WHEN {overdue_since} IS NULL THEN 0 ELSE {days_sql(day, overdue_since, dialect)} + 1 END"
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)

@@ -231,3 +231,19 @@ def test_rbi_illustration_dates_of_sma1_sma2_and_npa(db, make_loan, today):
     assert seen["NPA"][2]["sma2_since"] is None and seen["NPA"][2]["overdue_since"] == "2021-03-31"
     npa_row = official(db, loan, date(2021, 7, 1))
     assert (npa_row.asset_class, npa_row.class_since) == ("NPA", date(2021, 6, 29))
+
+
+def test_an_overdue_loan_is_rewritten_only_when_its_position_moves(db, loan, today):
+    """Live DPD follows the calendar from the stored oldest unpaid due date; day-end writes the loan's row
+    only when its class, bucket, overdue amount or oldest unpaid due date changes."""
+    for offset in (5, 6):
+        today(FIRST_DUE + timedelta(days=offset + 1))
+        assert job.run_dayend(FIRST_DUE + timedelta(days=offset)).status == "SUCCEEDED"
+        db.refresh(loan)
+        assert (loan.overdue_since, loan.dpd, loan.bucket) == (FIRST_DUE, offset + 1, "1-30")
+        assert loan.position_date == FIRST_DUE + timedelta(days=5)  # DPD 7 changed nothing stored
+    today(FIRST_DUE + timedelta(days=31))
+    assert job.run_dayend(FIRST_DUE + timedelta(days=30)).status == "SUCCEEDED"  # DPD 31: SMA-1
+    db.refresh(loan)
+    assert (loan.dpd, loan.asset_class, loan.bucket, loan.position_date) == \
+        (31, "SMA-1", "31-60", FIRST_DUE + timedelta(days=30))

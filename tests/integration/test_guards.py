@@ -51,7 +51,7 @@ def test_loans_and_instalments_cannot_be_deleted_or_extended(db, make_loan):
 
 def test_derived_position_columns_stay_writable_for_the_ledger(db, make_loan):
     loan = make_loan()
-    db.execute(text(f"UPDATE loans SET dpd = 5 WHERE id = {loan.id}"))
+    db.execute(text(f"UPDATE loans SET overdue_since = '2026-01-05' WHERE id = {loan.id}"))
     db.execute(text(f"UPDATE instalments SET status = 'PAID' WHERE loan_id = {loan.id} AND seq = 1"))
 
 

@@ -17,7 +17,7 @@ from webapp.services import golive, integrity, shadow, simulate
 def test_integrity_is_clean_then_catches_a_tampered_position_and_a_duplicate(db, users, portfolio):
     report = integrity.check(db, SystemActor("test"))
     assert report.ok and report.run.passed, report.summary()
-    db.execute(text("UPDATE loans SET dpd = dpd + 5 WHERE loan_number = 'KL3'"))
+    db.execute(text("UPDATE loans SET overdue_since = '2020-01-01' WHERE loan_number = 'KL3'"))
     db.execute(text("UPDATE instalments SET principal_paid_paise = 1 WHERE seq = 12 AND loan_id = "
                     "(SELECT id FROM loans WHERE loan_number = 'KL3')"))
     db.expire_all()

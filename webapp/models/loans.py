@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp import clock
 from webapp.db import Base, UTCDateTime
 from webapp.models.org import Branch, User
+from webapp.services.ledger import dpd_on
 
 LANGUAGES = {"en": "English", "hi": "Hindi", "mr": "Marathi", "gu": "Gujarati", "ta": "Tamil", "te": "Telugu",
              "kn": "Kannada", "bn": "Bengali"}
@@ -53,8 +54,9 @@ class Loan(Base):
         CheckConstraint("first_due_on >= disbursed_on", name="first_due_after_disbursal"),
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in LOAN_STATUSES)})", name="status_known"),
         CheckConstraint(f"asset_class IN ({', '.join(repr(c) for c in ASSET_CLASSES)})", name="class_known"),
-        Index("ix_loans_branch_id_dpd", "branch_id", "dpd"),
-        Index("ix_loans_collector_id_dpd", "collector_id", "dpd"),
+        # Lists sort by DPD, i.e. by the oldest unpaid due date (ascending, loans not overdue last).
+        Index("ix_loans_branch_id_overdue_since", "branch_id", "overdue_since"),
+        Index("ix_loans_collector_id_overdue_since", "collector_id", "overdue_since"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -74,7 +76,9 @@ class Loan(Base):
     status: Mapped[str] = mapped_column(String(8), default="ACTIVE", index=True)
     outstanding_principal_paise: Mapped[int] = mapped_column(BigInteger)
     overdue_paise: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
-    dpd: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    # The oldest unpaid due date, not the DPD: DPD grows every day by itself (see `dpd`), so storing it
+    # would rewrite every overdue loan every night.
+    overdue_since: Mapped[date | None] = mapped_column(Date, index=True)
     asset_class: Mapped[str] = mapped_column(String(8), default="STANDARD", index=True)
     bucket: Mapped[str] = mapped_column(String(16), index=True)
     position_date: Mapped[date | None] = mapped_column(Date)
@@ -88,6 +92,11 @@ class Loan(Base):
     instalments: Mapped[list["Instalment"]] = relationship(
         back_populates="loan", order_by="Instalment.seq", lazy="selectin"
     )
+
+    @property
+    def dpd(self) -> int:
+        """Live days past due as of the last business date (DESIGN.md §4)."""
+        return dpd_on(clock.last_business_date(), self.overdue_since)
 
     @property
     def annual_rate_percent(self) -> Decimal:

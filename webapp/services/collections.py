@@ -15,6 +15,7 @@ from sqlalchemy import Date, bindparam, func, select, text
 from sqlalchemy.orm import Session, joinedload
 
 from webapp import clock, money
+from webapp.db import days_sql, dpd_sql
 from webapp.errors import Conflict, NotFound, ValidationError
 from webapp.models import Contact, Escalation, EscalationNote, LoanScore, Promise, User
 from webapp.models.collections import CHANNELS, ESCALATION_LEVELS, OUTCOMES
@@ -161,12 +162,6 @@ WHERE status = 'OPEN' AND loan_id >= :lo AND loan_id < :hi
 
 # ---------------------------------------------------------------- priority scores
 
-def _days(later: str, earlier: str, dialect: str) -> str:
-    if dialect == "postgresql":
-        return f"({later} - {earlier})"
-    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
-
-
 def _rank_sql(column: str) -> str:
     return "CASE " + " ".join(f"WHEN {column} = '{name}' THEN {rank}" for name, rank in CLASS_RANK.items()) + " END"
 
@@ -178,9 +173,9 @@ def score_loans(session: Session, business_date: date) -> int:
     d = "CAST(:d AS DATE)" if dialect == "postgresql" else ":d"
     least = "LEAST" if dialect == "postgresql" else "MIN"
     greatest = "GREATEST" if dialect == "postgresql" else "MAX"
-    silence = f"{least}({_days(d, 'COALESCE(lp.last_paid, l.disbursed_on)', dialect)}, 365)"
+    silence = f"{least}({days_sql(d, 'COALESCE(lp.last_paid, l.disbursed_on)', dialect)}, 365)"
     parts = {
-        "dpd": f"{w['dpd']} * {least}(l.dpd, 365)",
+        "dpd": f"{w['dpd']} * {least}({dpd_sql(d, 'l.overdue_since', dialect)}, 365)",
         "overdue": f"{w['overdue']} * {least}(l.overdue_paise / 100000, 1000)",
         "silence": f"{w['silence']} * {greatest}({silence}, 0)",
         "broken": f"{w['broken_promise']} * COALESCE(bp.broken, 0)",

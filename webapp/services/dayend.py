@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp import clock, money
+from webapp.db import dpd_sql
 from webapp.errors import ValidationError
 from webapp.permissions import Perm, require
 from webapp.models import CronRun, DayendPosition, Loan
@@ -151,12 +152,6 @@ def ensure_partition(session: Session, business_date: date) -> None:
         f"FOR VALUES FROM ('{first.isoformat()}') TO ('{following.isoformat()}')"))
 
 
-def _days(later: str, earlier: str, dialect: str) -> str:
-    if dialect == "postgresql":
-        return f"({later} - {earlier})"
-    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
-
-
 def _class_sql(dpd: str, overdue: str, prior: str) -> str:
     return (f"CASE WHEN {dpd} > 90 OR ({prior} = 'NPA' AND {overdue} > 0) THEN 'NPA' "
             f"WHEN {dpd} > 60 THEN 'SMA-2' WHEN {dpd} > 30 THEN 'SMA-1' WHEN {dpd} > 0 THEN 'SMA-0' "
@@ -190,7 +185,7 @@ WORK_TABLE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work (
     loan_id INTEGER PRIMARY KEY, branch_id INTEGER, dpd INTEGER, asset_class VARCHAR(8), bucket VARCHAR(16),
     overdue_paise BIGINT, overdue_since DATE, class_since DATE, prior_class VARCHAR(8), existing_class VARCHAR(8),
-    live_dpd INTEGER, live_class VARCHAR(8), live_bucket VARCHAR(16), live_overdue BIGINT, r_live BIGINT,
+    live_since DATE, live_class VARCHAR(8), live_bucket VARCHAR(16), live_overdue BIGINT, r_live BIGINT,
     falling_due INTEGER
 )"""
 
@@ -236,9 +231,9 @@ WITH paid AS (
 ), pos AS (
     SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due,
            CASE WHEN l.position_date <= :d THEN l.asset_class END AS stored_class,
-           CASE WHEN oldest_day IS NULL THEN 0 ELSE {_days(d, 'oldest_day', dialect)} + 1 END AS dpd,
+           {dpd_sql(d, 'oldest_day', dialect)} AS dpd,
            CASE WHEN due_to_d > r_day THEN due_to_d - r_day ELSE 0 END AS overdue,
-           CASE WHEN oldest_live IS NULL THEN 0 ELSE {_days(d, 'oldest_live', dialect)} + 1 END AS live_dpd,
+           oldest_live, {dpd_sql(d, 'oldest_live', dialect)} AS live_dpd,
            CASE WHEN due_to_d > r_live THEN due_to_d - r_live ELSE 0 END AS live_overdue
     FROM dues
     JOIN loans l ON l.id = dues.loan_id AND l.id >= :lo AND l.id < :hi
@@ -257,7 +252,7 @@ WITH paid AS (
 SELECT loan_id, branch_id, dpd, asset_class, {_bucket_sql('dpd', buckets)}, overdue, oldest_day,
        CASE WHEN prior_class = asset_class AND prior_since IS NOT NULL THEN prior_since ELSE {d} END,
        prior_class, existing_class,
-       live_dpd, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live, falling_due
+       oldest_live, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live, falling_due
 FROM classed
 """
 
@@ -276,12 +271,13 @@ def _statements(dialect: str) -> dict[str, str]:
                                           overdue_since, class_since)
             SELECT :d, loan_id, dpd, asset_class, bucket, overdue_paise, overdue_since, class_since FROM dayend_work""",
         "loans": """
-            UPDATE loans SET dpd = w.live_dpd, asset_class = w.live_class, bucket = w.live_bucket,
+            UPDATE loans SET overdue_since = w.live_since, asset_class = w.live_class, bucket = w.live_bucket,
                    overdue_paise = w.live_overdue, position_date = :d
             FROM dayend_work w
             WHERE loans.id = w.loan_id AND loans.id >= :lo AND loans.id < :hi AND loans.status = 'ACTIVE'
-              AND (loans.dpd <> w.live_dpd OR loans.asset_class <> w.live_class OR loans.bucket <> w.live_bucket
-                   OR loans.overdue_paise <> w.live_overdue)""",
+              AND (loans.overdue_since {distinct} w.live_since OR loans.asset_class <> w.live_class
+                   OR loans.bucket <> w.live_bucket OR loans.overdue_paise <> w.live_overdue)""".format(
+            distinct="IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"),
         "instalments": f"""
             UPDATE instalments SET
                 status = CASE WHEN w.r_live >= instalments.cumulative_due_paise THEN 'PAID'

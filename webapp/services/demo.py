@@ -81,7 +81,7 @@ def _contacts(session: Session, rng: random.Random, collector, today) -> None:
     from webapp.services import collections
 
     overdue = session.scalars(select(Loan).where(Loan.collector_id == collector.id, Loan.overdue_paise > 0)
-                              .order_by(Loan.dpd.desc()).limit(8)).all()
+                              .order_by(Loan.overdue_since).limit(8)).all()
     when = f"{(today - timedelta(days=1)).isoformat()}T11:00"
     for loan in overdue:
         outcome = rng.choice(("PROMISE_TO_PAY", "PROMISE_TO_PAY", "NOT_REACHABLE", "REFUSED"))

@@ -149,7 +149,7 @@ def _ledger(session: Session) -> tuple[Check, Check]:
                                            receipts_until=max(today, as_of), order=config["ALLOCATION_ORDER"],
                                            buckets=config["BUCKETS"])
         expected = {"outstanding_principal_paise": position.outstanding_principal_paise,
-                    "overdue_paise": position.overdue_paise, "dpd": position.dpd, "asset_class": position.asset_class,
+                    "overdue_paise": position.overdue_paise, "overdue_since": position.overdue_since, "asset_class": position.asset_class,
                     "bucket": position.bucket, "status": "CLOSED" if position.closed else "ACTIVE"}
         wrong = {k: (getattr(loan, k), v) for k, v in expected.items() if getattr(loan, k) != v}
         if wrong:

@@ -76,6 +76,11 @@ class Position:
     closed: bool = False
 
 
+def dpd_on(day: date, overdue_since: date | None) -> int:
+    """DPD(day) = day − oldest unpaid due date + 1; 0 when nothing is unpaid."""
+    return (day - overdue_since).days + 1 if overdue_since else 0
+
+
 def class_for_dpd(dpd: int) -> str:
     name = "STANDARD"
     for candidate, lowest in CLASS_THRESHOLDS:
@@ -153,7 +158,7 @@ def compute_position(
     position.overdue_paise = sum(r.unpaid for r in rows if r.due_date <= as_of)
     position.outstanding_principal_paise = sum(r.principal_due - r.principal_paid for r in rows)
     position.overdue_since = _oldest_unpaid(rows, as_of)
-    position.dpd = (as_of - position.overdue_since).days + 1 if position.overdue_since else 0
+    position.dpd = dpd_on(as_of, position.overdue_since)
     position.closed = all(r.unpaid == 0 for r in rows)
     position.asset_class = state.asset_class
     position.class_since = state.since

@@ -10,11 +10,11 @@ import io
 import re
 from itertools import accumulate
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
 from webapp import clock, money
@@ -352,9 +352,22 @@ def get_for(session: Session, actor, loan_number: str, *, lock: bool = False) ->
     return loan
 
 
-SORTS = {"dpd": (Loan.dpd.desc(), Loan.overdue_paise.desc()), "overdue": (Loan.overdue_paise.desc(),),
+# Highest DPD first is the oldest unpaid due date first, loans not overdue last.
+BY_DPD = (Loan.overdue_since.asc().nulls_last(), Loan.overdue_paise.desc())
+SORTS = {"dpd": BY_DPD, "overdue": (Loan.overdue_paise.desc(),),
          "number": (Loan.loan_number.asc(),), "disbursed": (Loan.disbursed_on.desc(),),
-         "priority": (LoanScore.score.desc().nulls_last(), Loan.dpd.desc(), Loan.overdue_paise.desc())}
+         "priority": (LoanScore.score.desc().nulls_last(), *BY_DPD)}
+
+
+def dpd_at_least(days: int):
+    """Loans whose live DPD is at least `days`, as a condition on the oldest unpaid due date."""
+    if days <= 0:
+        return true()
+    return Loan.overdue_since <= clock.last_business_date() - timedelta(days=days - 1)
+
+
+def dpd_at_most(days: int):
+    return or_(Loan.overdue_since.is_(None), Loan.overdue_since >= clock.last_business_date() - timedelta(days=days - 1))
 
 
 @dataclass(frozen=True)
@@ -382,9 +395,9 @@ def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sor
         if filters.status:
             query = query.where(Loan.status == filters.status)
         if filters.dpd_min is not None:
-            query = query.where(Loan.dpd >= filters.dpd_min)
+            query = query.where(dpd_at_least(filters.dpd_min))
         if filters.dpd_max is not None:
-            query = query.where(Loan.dpd <= filters.dpd_max)
+            query = query.where(dpd_at_most(filters.dpd_max))
         if filters.disbursed_from:
             query = query.where(Loan.disbursed_on >= filters.disbursed_from)
         if filters.disbursed_to:

@@ -73,7 +73,7 @@ def replay(session: Session, loan: Loan) -> ledger.Position:
     position = live_position(session, loan)
     loan.outstanding_principal_paise = position.outstanding_principal_paise
     loan.overdue_paise = position.overdue_paise
-    loan.dpd = position.dpd
+    loan.overdue_since = position.overdue_since
     loan.asset_class = position.asset_class
     loan.bucket = position.bucket
     loan.position_date = position.as_of
