@@ -190,7 +190,8 @@ def measured(app, service_app, tmp_path_factory) -> dict[str, dict[str, Measured
         patch.undo()
 
 
-PLACEHOLDERS = re.compile(r"(\?|%\(\w+\)s|\$\d+|%s)(\s*,\s*(\?|%\(\w+\)s|\$\d+|%s))+")
+PLACEHOLDER = r"(?:\?|%\(\w+\)s|\$\d+|%s)(?:::\w+)?"  # SQLite's ?, psycopg's %(name)s::TYPE
+PLACEHOLDERS = re.compile(rf"{PLACEHOLDER}(?:\s*,\s*{PLACEHOLDER})+")
 
 
 def _shape(statement: str) -> str:
