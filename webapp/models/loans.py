@@ -55,7 +55,10 @@ class Loan(Base):
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in LOAN_STATUSES)})", name="status_known"),
         CheckConstraint(f"asset_class IN ({', '.join(repr(c) for c in ASSET_CLASSES)})", name="class_known"),
         # Lists sort by DPD, i.e. by the oldest unpaid due date (ascending, loans not overdue last).
-        Index("ix_loans_branch_id_overdue_since", "branch_id", "overdue_since"),
+        # Carries the other sort keys of a branch's lists (and the id to join scores on): a manager's
+        # priority list reads the branch's loans from this index alone (migration 0012).
+        Index("ix_loans_branch_id_overdue_since", "branch_id", "overdue_since",
+              postgresql_include=["overdue_paise", "id"]),
         Index("ix_loans_collector_id_overdue_since", "collector_id", "overdue_since"),
     )
 
@@ -89,8 +92,10 @@ class Loan(Base):
     borrower: Mapped[Borrower] = relationship(lazy="joined")
     branch: Mapped[Branch] = relationship(lazy="joined")
     collector: Mapped[User | None] = relationship(foreign_keys=[collector_id], lazy="joined")
+    # Loaded when a page needs the schedule (one query); lists of loans never do. Code that walks many
+    # loans' schedules asks for selectinload(Loan.instalments).
     instalments: Mapped[list["Instalment"]] = relationship(
-        back_populates="loan", order_by="Instalment.seq", lazy="selectin"
+        back_populates="loan", order_by="Instalment.seq", lazy="select"
     )
 
     @property

@@ -374,7 +374,7 @@ def worklist_sort(session: Session, requested: str) -> tuple[str, str]:
         return requested, ""
     if not flags.is_enabled(session, "SCORING_ENABLED"):
         return "dpd", "Priority scoring is switched off: loans are ordered by days past due, then overdue amount."
-    if session.scalar(select(func.count()).select_from(LoanScore)) == 0:
+    if session.scalar(select(LoanScore.loan_id).limit(1)) is None:  # any score at all (not a count of them all)
         return "dpd", "No priority scores yet: loans are ordered by days past due, then overdue amount."
     return "priority", ""
 

@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from webapp import clock
 from webapp.models import Allocation, Approval, CheckRun, Loan, Payment, Reversal
@@ -143,7 +143,7 @@ def _ledger(session: Session) -> tuple[Check, Check]:
 
     config = current_app.config
     today = clock.today_ist()
-    for loan in session.scalars(select(Loan).order_by(Loan.id)):
+    for loan in session.scalars(select(Loan).options(selectinload(Loan.instalments)).order_by(Loan.id)):
         as_of = loan.position_date or clock.last_business_date()
         position = ledger.compute_position(replay.schedule_of(loan), receipts.get(loan.id, []), as_of,
                                            receipts_until=max(today, as_of), order=config["ALLOCATION_ORDER"],

@@ -28,7 +28,7 @@ from typing import Mapping
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from webapp import clock, money
 from webapp.errors import NotFound, ValidationError
@@ -432,7 +432,8 @@ def system_side(session: Session, day: date) -> tuple[bool, dict[str, dict]]:
     official = {row.loan_id: row for row in session.scalars(
         select(DayendPosition).where(DayendPosition.business_date == day))} if dayend_ran else {}
     out: dict[str, dict] = {}
-    for loan in session.scalars(select(Loan).where(Loan.disbursed_on <= day).order_by(Loan.id)):
+    for loan in session.scalars(select(Loan).options(selectinload(Loan.instalments))
+                                .where(Loan.disbursed_on <= day).order_by(Loan.id)):
         position = ledger.compute_position(schedule_of(loan), receipts.get(loan.id, []), day,
                                            order=config["ALLOCATION_ORDER"], buckets=config["BUCKETS"])
         if position.closed and not collected.get(loan.id):
