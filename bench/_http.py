@@ -38,6 +38,8 @@ from zoneinfo import ZoneInfo
 
 import psutil
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER = os.environ.get("KISHT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -187,6 +189,16 @@ class Server:
 
 # ---------------------------------------------------------------- users and their sessions
 
+def client_session(session: requests.Session | None = None) -> requests.Session:
+    """A keep-alive session that, like a browser, sends a request again once when the server had just closed
+    the idle connection it went out on (gunicorn's keepalive is 5 s). Only connection errors are retried, never
+    an answer; every request of the harness may be repeated (GETs, and payments carry their idempotency key)."""
+    session = session or requests.Session()
+    retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=None, raise_on_status=False)
+    session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=4))
+    return session
+
+
 class PlainHttpSession(requests.Session):
     """Sends the app's Secure cookies back over plain HTTP to the local server (production puts TLS in front)."""
 
@@ -198,7 +210,7 @@ class PlainHttpSession(requests.Session):
 
 
 def web_session() -> requests.Session:
-    return PlainHttpSession()
+    return client_session(PlainHttpSession())
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -227,7 +239,7 @@ class ApiUser:
 
     def __init__(self, base: str, username: str, password: str):
         self.base, self.username, self.password = base, username, password
-        self.session = requests.Session()
+        self.session = client_session()
         self.token, self.expires = "", 0.0
         self.renew()
 
