@@ -10,7 +10,7 @@ from flask_login import LoginManager, current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp import clock, db, errors, logs, money
+from webapp import cache, clock, db, errors, logs, money
 from webapp.config import INSTANCE_DIR, ROOT, ledger_setting_problem, load_config, refuse, secret_key_problem
 
 csrf = CSRFProtect()
@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["APP_ENV"] == "production":
         _refuse_unsafe_production(app.config)
     db.init_app(app)
+    cache.init_app(app)
     if app.config["APP_ENV"] == "production":
         from webapp.ops.startup import check_production
 

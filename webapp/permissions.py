@@ -84,6 +84,12 @@ def loan_filter(user):
     return false()
 
 
+def loan_scope_key(user) -> tuple:
+    """What loan_filter(user) depends on: users with the same key see the same loans."""
+    scope = LOAN_SCOPE.get(getattr(user, "role", None))
+    return scope, user.branch_id if scope == "branch" else user.id if scope == "assigned" else None
+
+
 def loan_visible(user, loan) -> bool:
     scope = LOAN_SCOPE.get(getattr(user, "role", None))
     return (

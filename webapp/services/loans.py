@@ -17,11 +17,11 @@ from typing import Mapping
 from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
-from webapp import clock, money
+from webapp import cache, clock, money
 from webapp.errors import ImmutableFieldError, NotFound, ValidationError
 from webapp.models import Borrower, Branch, Instalment, Loan, LoanScore, User
 from webapp.models.loans import LANGUAGES
-from webapp.permissions import Perm, loan_filter, loan_visible, require
+from webapp.permissions import Perm, loan_filter, loan_scope_key, loan_visible, require
 from webapp.services import audit, ledger, replay
 from webapp.services.audit import Actor, RefusedAttempt
 from webapp.services.pagination import Page, paginate
@@ -485,13 +485,17 @@ class ClassTotal:
 
 
 def portfolio_summary(session: Session, actor) -> list[ClassTotal]:
-    """Active loans in scope by asset class: one grouped query."""
+    """Active loans in scope by asset class: one grouped query, reused for AGGREGATE_CACHE_SECONDS."""
     require(actor, Perm.VIEW_LOANS)
-    rows = session.execute(
-        select(Loan.asset_class, func.count(), func.coalesce(func.sum(Loan.outstanding_principal_paise), 0),
-               func.coalesce(func.sum(Loan.overdue_paise), 0))
-        .where(loan_filter(actor), Loan.status == "ACTIVE")
-        .group_by(Loan.asset_class)
-    ).all()
-    found = {row[0]: ClassTotal(row[0], row[1], int(row[2]), int(row[3])) for row in rows}
-    return [found.get(name, ClassTotal(name, 0, 0, 0)) for name in ledger.CLASS_NAMES]
+
+    def totals() -> list[ClassTotal]:
+        rows = session.execute(
+            select(Loan.asset_class, func.count(), func.coalesce(func.sum(Loan.outstanding_principal_paise), 0),
+                   func.coalesce(func.sum(Loan.overdue_paise), 0))
+            .where(loan_filter(actor), Loan.status == "ACTIVE")
+            .group_by(Loan.asset_class)
+        ).all()
+        found = {row[0]: ClassTotal(row[0], row[1], int(row[2]), int(row[3])) for row in rows}
+        return [found.get(name, ClassTotal(name, 0, 0, 0)) for name in ledger.CLASS_NAMES]
+
+    return cache.remembered(cache.key_of("portfolio", loan_scope_key(actor)), totals)

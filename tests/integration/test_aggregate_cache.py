@@ -1,0 +1,59 @@
+"""Portfolio totals and large list counts are reused for AGGREGATE_CACHE_SECONDS; small counts never are;
+a cache that cannot be reached is skipped, never fails the request (webapp/cache.py)."""
+import pytest
+import redis
+from sqlalchemy import select
+
+from webapp import cache
+from webapp.models import Loan
+from webapp.services import loans, pagination
+
+REDIS_DB = "redis://127.0.0.1:6379/11"
+
+
+@pytest.fixture(params=["memory", "redis", "redis unreachable"])
+def caching(request, service_app, db):
+    """Switch the aggregate cache on for the test's app, in each of its backends."""
+    url = {"memory": "", "redis": REDIS_DB, "redis unreachable": "redis://127.0.0.1:1/0"}[request.param]
+    if request.param == "redis":
+        redis.Redis.from_url(REDIS_DB).flushdb()
+    saved = {k: service_app.config[k] for k in ("AGGREGATE_CACHE_SECONDS", "REDIS_URL")}
+    service_app.config.update(AGGREGATE_CACHE_SECONDS=60, REDIS_URL=url)
+    cache.init_app(service_app)
+    yield request.param
+    service_app.config.update(saved)
+
+
+def classes(summary):
+    return {row.asset_class: row.loans for row in summary}
+
+
+def test_portfolio_totals_are_reused_per_scope(db, users, make_loan, caching):
+    make_loan()
+    assert sum(classes(loans.portfolio_summary(db, users["mgr"])).values()) == 1
+    make_loan(loan_number="KL0002")
+    expected = 1 if caching != "redis unreachable" else 2  # without a cache every view is exact
+    assert sum(classes(loans.portfolio_summary(db, users["mgr"])).values()) == expected
+    assert sum(classes(loans.portfolio_summary(db, users["mgr2"])).values()) == 0  # another branch: its own entry
+    assert sum(classes(loans.portfolio_summary(db, users["fin"])).values()) == 2  # first view of the whole book
+
+
+def test_only_large_counts_are_reused(db, users, make_loan, caching, monkeypatch):
+    make_loan()
+    query = select(Loan).order_by(Loan.id)
+    assert pagination.paginate(db, query, 1, 10).total == 1
+    make_loan(loan_number="KL0002")
+    assert pagination.paginate(db, query, 1, 10).total == 2  # small: counted every time
+    monkeypatch.setattr(pagination, "LARGE_COUNT", 2)
+    assert pagination.paginate(db, query, 1, 10).total == 2
+    make_loan(loan_number="KL0003")
+    page = pagination.paginate(db, query, 1, 10)
+    assert page.total == (2 if caching != "redis unreachable" else 3) and len(page.items) == 3  # rows are always fresh
+
+
+def test_off_by_default_in_tests(db, users, make_loan, service_app):
+    assert service_app.config["AGGREGATE_CACHE_SECONDS"] == 0
+    make_loan()
+    assert sum(classes(loans.portfolio_summary(db, users["fin"])).values()) == 1
+    make_loan(loan_number="KL0002")
+    assert sum(classes(loans.portfolio_summary(db, users["fin"])).values()) == 2
