@@ -271,6 +271,9 @@ class Desk:
     manager_api: ApiUser | None = None
     finance_web: requests.Session | None = None
     loans: list[str] = field(default_factory=list)
+    # What each loan can still take (paise): its outstanding principal when the desk opened (payable is that
+    # plus unpaid interest, so this never overshoots), less what this run has paid in since.
+    payable: dict[str, int] = field(default_factory=dict)
 
 
 def desk_users(database_url: str, clients: int) -> list[tuple[str, str, str]]:
@@ -311,10 +314,12 @@ def open_desks(base: str, database_url: str, clients: int, password: str) -> lis
                                                    params={"status": "ACTIVE", "per_page": 100, "page": page}, timeout=60)
                 if r.status_code != 200:
                     raise Failed(f"loan list for {desk.collector}: {r.status_code} {r.text[:200]}")
-                desk.loans += [row["loan_number"] for row in r.json()["data"]
-                               if int(row["outstanding_principal"].split(".")[0]) >= 5000]
-            if not desk.loans:
-                raise Failed(f"{desk.collector} has no active loan with ₹5,000 outstanding")
+                for row in r.json()["data"]:
+                    rupees, _, paise = row["outstanding_principal"].partition(".")
+                    desk.payable[row["loan_number"]] = int(rupees) * 100 + int((paise + "00")[:2])
+                desk.loans += [n for n in desk.payable if n not in desk.loans]
+            if not any(v >= MAX_AMOUNT_PAISE for v in desk.payable.values()):
+                raise Failed(f"{desk.collector} has no active loan that can take ₹{MAX_AMOUNT_PAISE // 100:,}")
         except (Failed, requests.RequestException) as problem:
             errors.append(f"{desk.collector}: {problem}")
 
@@ -360,9 +365,15 @@ def base36(n: int) -> str:
     return out or "0"
 
 
-def amount(rng: random.Random) -> str:
-    """₹100.00-₹1,999.99 as a decimal string (paise exact: built from integers)."""
-    paise = rng.randrange(100_00, 2_000_00)
+MAX_AMOUNT_PAISE = 2_000_00
+
+
+def amount(rng: random.Random) -> int:
+    """₹100.00-₹1,999.99 in paise (sent as a decimal string built from integers: `rupees`)."""
+    return rng.randrange(100_00, MAX_AMOUNT_PAISE)
+
+
+def rupees(paise: int) -> str:
     return f"{paise // 100}.{paise % 100:02d}"
 
 
@@ -424,6 +435,15 @@ class Worker:
     def loan(self) -> str:
         return self.rng.choice(self.desk.loans)
 
+    def loan_to_pay(self, paise: int) -> str | None:
+        """A loan of the worklist that can still take this amount (the run pays loans down)."""
+        for _ in range(20):
+            number = self.rng.choice(self.desk.loans)
+            if self.desk.payable.get(number, 0) >= paise:
+                return number
+        candidates = [n for n in self.desk.loans if self.desk.payable.get(n, 0) >= paise]
+        return self.rng.choice(candidates) if candidates else None
+
     # ---- collector, browser
     def do_collector_worklist(self, rec):
         page = 1 if self.rng.random() < 0.8 else self.rng.randint(2, 5)
@@ -433,7 +453,10 @@ class Worker:
         self.get(rec, "GET /loans/<n>", self.desk.collector_web, f"/loans/{self.loan()}")
 
     def do_screen_payment(self, rec):
-        number = self.loan()
+        paise = amount(self.rng)
+        number = self.loan_to_pay(paise)
+        if number is None:
+            return self.do_loan_page(rec)
         form = self.get(rec, "GET /loans/<n>/payments/new", self.desk.collector_web, f"/loans/{number}/payments/new")
         if form is None:
             return
@@ -441,7 +464,7 @@ class Worker:
         if not (csrf and key):
             rec.record("POST /loans/<n>/payments", time.perf_counter(), False, "no CSRF token or key on the form")
             return
-        data = {"csrf_token": csrf.group(1), "idempotency_key": key.group(1), "amount": amount(self.rng),
+        data = {"csrf_token": csrf.group(1), "idempotency_key": key.group(1), "amount": rupees(paise),
                 "mode": "CASH", "reference": "", "cheque_bank": "", "receipt_number": self.numbers.receipt(),
                 "value_date": today_ist()}
         started = time.perf_counter()
@@ -449,16 +472,24 @@ class Worker:
                                          headers={"HX-Request": "true", "X-CSRFToken": csrf.group(1)},
                                          allow_redirects=False)
         rec.record("POST /loans/<n>/payments", started, r.status_code == 201, f"{r.status_code} {r.text[:300]!r}")
+        if r.status_code == 201:
+            self.desk.payable[number] -= paise
 
     # ---- collector, API
     def do_API_payment(self, rec):
         api = self.desk.collector_api
-        body = {"loan_number": self.loan(), "amount": amount(self.rng), "mode": "UPI", "utr": self.numbers.upi(),
+        paise = amount(self.rng)
+        number = self.loan_to_pay(paise)
+        if number is None:
+            return self.do_API_loan_detail(rec)
+        body = {"loan_number": number, "amount": rupees(paise), "mode": "UPI", "utr": self.numbers.upi(),
                 "value_date": today_ist()}
         headers = {**api.headers(), "Idempotency-Key": uuid.uuid4().hex}
         started = time.perf_counter()
         r = api.session.post(self.base + "/api/v1/payments", json=body, headers=headers, timeout=30)
         rec.record("POST /api/v1/payments", started, r.status_code == 201, f"{r.status_code} {r.text[:300]!r}")
+        if r.status_code == 201:
+            self.desk.payable[number] -= paise
         if r.status_code == 201 and self.rng.random() < 0.1:  # a retry after a lost response: same key, same body
             started = time.perf_counter()
             again = api.session.post(self.base + "/api/v1/payments", json=body, headers=headers, timeout=30)
@@ -528,6 +559,32 @@ def drive(base: str, desks: list[Desk], numbers: Numbers, *, seconds: float | No
     for t in threads:
         t.join()
     return recorder, time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- where the CPU went
+
+def cpu_seconds(server: "Server") -> dict[str, float]:
+    """CPU seconds used so far by the harness, the gunicorn processes, PostgreSQL's processes (all of them:
+    other work on the server counts too) and the whole machine (busy, all cores)."""
+    def used(process: psutil.Process) -> float:
+        try:
+            t = process.cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return 0.0
+
+    gunicorn = [psutil.Process(server.process.pid), *server.workers()] if server.process else []
+    postgres = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+    machine = psutil.cpu_times()
+    return {"harness": used(psutil.Process()), "gunicorn": sum(used(p) for p in gunicorn),
+            "postgresql": sum(used(p) for p in postgres),
+            "machine": machine.user + machine.system + getattr(machine, "nice", 0) + getattr(machine, "irq", 0)
+            + getattr(machine, "softirq", 0) + getattr(machine, "steal", 0)}
+
+
+def cpu_share(before: dict, after: dict, wall: float) -> dict[str, float]:
+    """Cores used on average during `wall` seconds, per consumer (2.0 = both cores of this machine)."""
+    return {k: round((after[k] - before[k]) / wall, 2) for k in before}
 
 
 # ---------------------------------------------------------------- statistics

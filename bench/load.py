@@ -43,7 +43,9 @@ BUDGET_PAGE_P95_MS = 150
 def level(server: _http.Server, desks, numbers, clients: int, seconds: float, seed: int) -> dict:
     start = server.log_offset()
     load_before = os.getloadavg()[0]
+    cpu_before = _http.cpu_seconds(server)
     recorder, wall = _http.drive(server.base, desks[:clients], numbers, seconds=seconds, seed=seed)
+    cores = _http.cpu_share(cpu_before, _http.cpu_seconds(server), wall)
     time.sleep(0.5)  # the last log lines
     inside = server.server_latencies(start)
     routes = {}
@@ -66,6 +68,7 @@ def level(server: _http.Server, desks, numbers, clients: int, seconds: float, se
     return {"clients": clients, "seconds": round(wall, 1), "requests": recorder.requests,
             "throughput_per_second": round(recorder.requests / wall, 1),
             "errors": sum(recorder.errors.values()), "error_samples": recorder.samples, "routes": routes,
+            "cores_used": cores,
             "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
@@ -74,6 +77,7 @@ def print_level(result: dict) -> None:
     say(f"{result['clients']} client(s), {result['seconds']} s: {result['requests']:,} requests, "
         f"{result['throughput_per_second']} per second, {result['errors']} errors; "
         f"load average {result['load_average_1min'][0]} → {result['load_average_1min'][1]}")
+    say(f"  cores used on average: " + ", ".join(f"{k} {v}" for k, v in result["cores_used"].items()))
     say(f"  {'route':<38} {'n':>6} {'err':>4} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}   {'app p50':>7} {'app p95':>7}")
     for route, f in result["routes"].items():
         if "p50" not in f:

@@ -481,7 +481,7 @@ def main(argv=None) -> int:
     app.extensions["kisht.engine"].dispose()
     started = time.perf_counter()
     settle(url, ("loans", "instalments", "dayend_positions", "promises", "loan_scores", "escalations", "audit_log"))
-    timed("VACUUM ANALYZE + CHECKPOINT", started)
+    timed("VACUUM ANALYZE + CHECKPOINT after the jobs", started)
 
     results["counts"] = counts(url)
     say()
