@@ -86,6 +86,7 @@ def payments_of(app, number):
     with app.app_context():
         with kisht_db.new_session() as session:
             loan = loans.get_for(session, SystemActor("test"), number)
+            loan.instalments  # loaded now: the loan is used after its session closes
             return loan, session.scalars(select(Payment).where(Payment.loan_id == loan.id).order_by(Payment.id)).all()
 
 
