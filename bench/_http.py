@@ -272,7 +272,7 @@ class Desk:
     finance_web: requests.Session | None = None
     loans: list[str] = field(default_factory=list)
     # What each loan can still take (paise): its outstanding principal when the desk opened (payable is that
-    # plus unpaid interest, so this never overshoots), less what this run has paid in since.
+    # plus unpaid interest, less an advance, and overdue loans hold none), less what this run has paid in since.
     payable: dict[str, int] = field(default_factory=dict)
 
 
@@ -315,6 +315,8 @@ def open_desks(base: str, database_url: str, clients: int, password: str) -> lis
                 if r.status_code != 200:
                     raise Failed(f"loan list for {desk.collector}: {r.status_code} {r.text[:200]}")
                 for row in r.json()["data"]:
+                    if row["overdue_amount"] in ("0", "0.00"):  # may hold an advance, which payable nets off
+                        continue
                     rupees, _, paise = row["outstanding_principal"].partition(".")
                     desk.payable[row["loan_number"]] = int(rupees) * 100 + int((paise + "00")[:2])
                 desk.loans += [n for n in desk.payable if n not in desk.loans]
@@ -566,18 +568,19 @@ def drive(base: str, desks: list[Desk], numbers: Numbers, *, seconds: float | No
 def cpu_seconds(server: "Server") -> dict[str, float]:
     """CPU seconds used so far by the harness, the gunicorn processes, PostgreSQL's processes (all of them:
     other work on the server counts too) and the whole machine (busy, all cores)."""
-    def used(process: psutil.Process) -> float:
+    def used(process: psutil.Process, children: bool = False) -> float:
         try:
             t = process.cpu_times()
-            return t.user + t.system
+            return t.user + t.system + ((t.children_user + t.children_system) if children else 0.0)
         except psutil.Error:
             return 0.0
 
-    gunicorn = [psutil.Process(server.process.pid), *server.workers()] if server.process else []
+    master = psutil.Process(server.process.pid) if server.process else None
     postgres = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
     machine = psutil.cpu_times()
-    return {"harness": used(psutil.Process()), "gunicorn": sum(used(p) for p in gunicorn),
-            "postgresql": sum(used(p) for p in postgres),
+    gunicorn = (used(master, children=True) + sum(used(p) for p in server.workers())) if master else 0.0
+    return {"harness": used(psutil.Process()), "gunicorn": gunicorn,
+            "postgresql": sum(used(p, children=True) for p in postgres),  # parallel workers are reaped children
             "machine": machine.user + machine.system + getattr(machine, "nice", 0) + getattr(machine, "irq", 0)
             + getattr(machine, "softirq", 0) + getattr(machine, "steal", 0)}
 
