@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
-from sqlalchemy import func, or_, select, true
+from sqlalchemy import func, or_, select, true, union
 from sqlalchemy.orm import Session
 
 from webapp import cache, clock, money
@@ -383,23 +383,17 @@ class ListFilters:
     disbursed_to: date | None = None
 
 
-LOAN_NUMBER_LIKE = re.compile(r"^[A-Za-z]{1,6}[0-9]+$")
-PHONE_LIKE = re.compile(r"^[+0-9 ()-]{10,}$")
-
-
 def search_condition(term: str):
-    """A search box term: a loan number or a phone number is looked up exactly (by index), anything else
-    is a part of the borrower's name. One condition for what the term is, rather than an OR of all three
-    that reads every loan in scope."""
-    if LOAN_NUMBER_LIKE.match(term):
-        return Loan.loan_number == term.upper()
+    """A search box term. With digits in it, it is a loan number or a phone number, each looked up exactly
+    by index; without, it is a part of the borrower's name. (One OR of all three read every loan in scope.)"""
     digits = re.sub(r"\D", "", term)
-    borrowers = select(Borrower.id)
-    if PHONE_LIKE.match(term) and len(digits) >= 10:
-        borrowers = borrowers.where(Borrower.phone == digits[-10:])
-    else:
-        borrowers = borrowers.where(func.lower(Borrower.name).like(f"%{term.lower()}%"))
-    return Loan.borrower_id.in_(borrowers)
+    if not digits:
+        return Loan.borrower_id.in_(select(Borrower.id).where(func.lower(Borrower.name).like(f"%{term.lower()}%")))
+    by_number = Loan.loan_number == term.upper()
+    if len(digits) < 10:
+        return by_number
+    by_phone = select(Loan.id).join(Borrower, Borrower.id == Loan.borrower_id).where(Borrower.phone == digits[-10:])
+    return Loan.id.in_(union(select(Loan.id).where(by_number), by_phone))
 
 
 def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sort: str = "dpd",
