@@ -197,23 +197,19 @@ def _compute_sql(dialect: str, buckets: str) -> str:
     d = "CAST(:d AS DATE)" if dialect == "postgresql" else ":d"
     return f"""
 INSERT INTO dayend_work
-WITH paid AS (
-    SELECT p.loan_id, SUM(CASE WHEN p.value_date <= :d THEN p.amount_paise ELSE 0 END) AS by_d,
-           SUM(p.amount_paise) AS so_far
-    FROM payments p
-    WHERE p.status = 'POSTED' AND p.loan_id >= :lo AND p.loan_id < :hi
-    GROUP BY p.loan_id
-), reversed AS (
-    SELECT p.loan_id, SUM(CASE WHEN p.value_date <= :d THEN r.amount_paise ELSE 0 END) AS by_d,
-           SUM(r.amount_paise) AS so_far
+WITH reversed AS (
+    SELECT r.payment_id, SUM(r.amount_paise) AS amount
     FROM reversals r
     JOIN approvals a ON a.reversal_id = r.id AND a.status = 'APPROVED'
-    JOIN payments p ON p.id = r.payment_id AND p.status = 'POSTED' AND p.loan_id >= :lo AND p.loan_id < :hi
-    GROUP BY p.loan_id
+    GROUP BY r.payment_id
 ), received AS (
-    SELECT paid.loan_id, paid.by_d - COALESCE(reversed.by_d, 0) AS r_day,
-           paid.so_far - COALESCE(reversed.so_far, 0) AS r_live
-    FROM paid LEFT JOIN reversed ON reversed.loan_id = paid.loan_id
+    SELECT p.loan_id,
+           SUM(CASE WHEN p.value_date <= :d THEN p.amount_paise - COALESCE(rv.amount, 0) ELSE 0 END) AS r_day,
+           SUM(p.amount_paise - COALESCE(rv.amount, 0)) AS r_live
+    FROM payments p
+    LEFT JOIN reversed rv ON rv.payment_id = p.id
+    WHERE p.status = 'POSTED' AND p.loan_id >= :lo AND p.loan_id < :hi
+    GROUP BY p.loan_id
 ), dues AS (
     SELECT i.loan_id,
            COALESCE(MAX(CASE WHEN i.due_date <= :d THEN i.cumulative_due_paise END), 0) AS due_to_d,
