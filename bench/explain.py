@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/kisht_bench"
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/kisht_load"
 SELECTS = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 INDEX = re.compile(r"(?:Index (?:Only )?Scan(?: Backward)? using (\w+)|Bitmap Index Scan on (\w+))")
