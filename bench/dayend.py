@@ -122,10 +122,12 @@ class StatementClock:
                 self.rows[kind] += cursor.rowcount
 
 
-def fresh_database(url: str) -> None:
+def fresh_database(url: str, markers: tuple[str, ...] = ("bench",)) -> None:
+    """Drop and create the benchmark database, refusing any whose name contains none of `markers`."""
     target = make_url(url)
-    if "bench" not in (target.database or ""):
-        sys.exit(f"refusing to drop and recreate {target.database!r}: the benchmark database's name must contain 'bench'")
+    if not any(marker in (target.database or "") for marker in markers):
+        sys.exit(f"refusing to drop and recreate {target.database!r}: the name must contain "
+                 + " or ".join(repr(m) for m in markers))
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))

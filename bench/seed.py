@@ -37,11 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
-from sqlalchemy.pool import NullPool  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
 
 from bench._data import FINANCE_USERS, IST, Generator, reference_sql  # noqa: E402
-from bench.dayend import code_version, machine, psycopg_connect, sample_check, settle  # noqa: E402
+from bench.dayend import code_version, fresh_database, machine, psycopg_connect, sample_check, settle  # noqa: E402
 
 DEFAULT_SERVER = os.environ.get("KISHT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 DEFAULT_PASSWORD = "Kisht-load-2026"
@@ -54,18 +53,6 @@ TABLES = ("branches", "users", "borrowers", "loans", "instalments", "payments", 
 
 def say(message: str = "") -> None:
     print(message, flush=True)
-
-
-def fresh_database(url: str) -> None:
-    target = make_url(url)
-    name = target.database or ""
-    if "load" not in name and "bench" not in name:
-        sys.exit(f"refusing to drop and recreate {name!r}: the name must contain 'load' or 'bench'")
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
 
 
 class Extras:
@@ -81,14 +68,7 @@ class Extras:
     def u(self, key: str, salt: int) -> str:
         return self.g.u(key, 500 + salt)
 
-    def step(self, name: str, *statements: str) -> None:
-        started = time.perf_counter()
-        with self.conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-        self.conn.commit()
-        self.timings[name] = time.perf_counter() - started
-        self.log(f"  {name:<44} {self.timings[name]:7.1f} s")
+    step = Generator.step  # timed statements, one commit, a line of log: as the portfolio's steps
 
     def sample(self, where: str, count: int, salt: int, alias: str = "l") -> str:
         """`count` loans meeting `where`, drawn by hash (the same for the same seed)."""
@@ -413,7 +393,7 @@ def main(argv=None) -> int:
         say(f"{name}: {timings[name]} s")
 
     started = time.perf_counter()
-    fresh_database(url)
+    fresh_database(url, markers=("load", "bench"))
     with app.app_context():
         from alembic import command
         command.upgrade(alembic_config(), "head")
