@@ -5,11 +5,12 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from tests import pg
 from tests.conftest import loan_row, migrate
@@ -51,10 +52,10 @@ def fresh_redis():
     client.flushdb()
 
 
-def start(url: str, day, redis_url: str = REDIS_URL) -> subprocess.Popen:
+def start(url: str, day, redis_url: str = REDIS_URL, lock_ttl: int = 3) -> subprocess.Popen:
     # One loan per batch, one batch at a time: a run long enough for a second worker to meet it.
     env = {**os.environ, "APP_ENV": "test", "DATABASE_URL": url, "REDIS_URL": redis_url, "DAYEND_BATCH_SIZE": "1",
-           "DAYEND_PARALLEL_BATCHES": "1", "JOB_LOCK_TTL_SECONDS": "3"}
+           "DAYEND_PARALLEL_BATCHES": "1", "JOB_LOCK_TTL_SECONDS": str(lock_ttl)}
     return subprocess.Popen([sys.executable, "-c", "from webapp.cli import main; main()", "dayend", "run", "--date",
                              day.isoformat(), "--force"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -66,23 +67,45 @@ def runs(app, day):
             return session.scalars(select(CronRun).where(CronRun.business_date == day).order_by(CronRun.attempt)).all()
 
 
-def wait_running(app, day, timeout=60):
+def wait_running(app, day, timeout=60, batches_done=1):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        current = [r for r in runs(app, day) if r.status == "RUNNING" and r.batches_done > 0]
+        current = [r for r in runs(app, day) if r.status == "RUNNING" and r.batches_done >= batches_done]
         if current:
             return current[0]
         time.sleep(0.05)
     raise AssertionError("the first worker never started its batches")
 
 
+@contextmanager
+def loans_held(url: str):
+    """Hold a lock that a day-end batch's update of loans waits for (its run already opened and committed):
+    the first worker keeps its job lock, renewed, for as long as this lasts, however fast the run is."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        with connection.begin():
+            connection.execute(text("LOCK TABLE loans IN SHARE MODE"))
+            yield
+    engine.dispose()
+
+
+def wait_for_job_lock(client, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if client.exists("kisht:lock:dayend"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the first worker never took the job lock")
+
+
 def test_second_worker_is_refused_while_the_first_holds_the_lock(database, fresh_redis):
     app, url = database
     day = clock.today_ist() - timedelta(days=1)
-    first = start(url, day)
-    wait_running(app, day)
-    second = start(url, day)
-    second_out = second.communicate(timeout=120)[0]
+    with loans_held(url):
+        first = start(url, day)
+        wait_for_job_lock(fresh_redis)
+        second = start(url, day)
+        second_out = second.communicate(timeout=120)[0]
     first_out = first.communicate(timeout=120)[0]
     assert second.returncode == 1 and "lock is held by" in second_out, second_out
     assert first.returncode == 0 and "SUCCEEDED" in first_out, first_out
@@ -116,10 +139,11 @@ def test_a_killed_workers_lock_expires_and_its_run_is_taken_over(database, fresh
 def test_without_redis_the_database_guard_refuses_a_second_run(database):
     app, url = database
     day = clock.today_ist() - timedelta(days=3)
-    first = start(url, day, redis_url="")
-    wait_running(app, day)
-    second = start(url, day, redis_url="")
-    second_out = second.communicate(timeout=120)[0]
+    with loans_held(url):  # the first run stays RUNNING, its heartbeat fresh for the 120 s of a 60 s TTL
+        first = start(url, day, redis_url="", lock_ttl=60)
+        wait_running(app, day, batches_done=0)
+        second = start(url, day, redis_url="", lock_ttl=60)
+        second_out = second.communicate(timeout=120)[0]
     first.communicate(timeout=120)
     assert second.returncode == 1 and "still running" in second_out, second_out
     assert first.returncode == 0
