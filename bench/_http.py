@@ -80,6 +80,17 @@ ROUTES = {  # measured request → (what it is, its rule in the app's request lo
 PAYMENT_ROUTES = ("POST /loans/<n>/payments", "POST /api/v1/payments")
 
 
+def server_arguments(parser, *, bind: str, seed: int) -> None:
+    """The options every HTTP benchmark shares: the seeded database, where gunicorn listens, Redis for the
+    rate limits and the aggregate cache, the users' password, the clients' random seed, the JSON output."""
+    parser.add_argument("--database-url", default=f"{DEFAULT_SERVER}/kisht_load")
+    parser.add_argument("--bind", default=bind)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9", help="rate limits and aggregate cache")
+    parser.add_argument("--password", default=DEFAULT_PASSWORD)
+    parser.add_argument("--seed", type=int, default=seed, help="the clients' random choices")
+    parser.add_argument("--json", metavar="FILE")
+
+
 def say(message: str = "") -> None:
     print(message, flush=True)
 

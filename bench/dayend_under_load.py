@@ -34,17 +34,12 @@ DAYEND_BUDGET_SECONDS = 30
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=f"{_http.DEFAULT_SERVER}/kisht_load")
+    _http.server_arguments(parser, bind="127.0.0.1:8767", seed=3)
     parser.add_argument("--date", help="business date (default: yesterday, IST)")
     parser.add_argument("--force", action="store_true", help="run again a date that already succeeded")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument("--dayend-after", type=float, default=10, help="seconds into the load when day-end starts")
-    parser.add_argument("--bind", default="127.0.0.1:8767")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
-    parser.add_argument("--password", default=_http.DEFAULT_PASSWORD)
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
     from webapp import clock, create_app

@@ -104,19 +104,14 @@ def verdict(result: dict) -> list[tuple[str, bool, str]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=f"{_http.DEFAULT_SERVER}/kisht_load")
+    _http.server_arguments(parser, bind="127.0.0.1:8765", seed=1)
     parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels")
     parser.add_argument("--duration", type=float, default=60, help="seconds per level")
     parser.add_argument("--warmup", type=float, default=10, help="seconds at the highest level before measuring")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: gunicorn.conf.py's)")
-    parser.add_argument("--bind", default="127.0.0.1:8765")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9", help="for the rate limits (production)")
-    parser.add_argument("--password", default=_http.DEFAULT_PASSWORD)
     parser.add_argument("--no-rate-limits", action="store_true", help="switch the API rate limits off instead")
-    parser.add_argument("--seed", type=int, default=1, help="the clients' random choices")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server's log folder")
-    parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.clients.split(",") if x.strip()]
     if not levels or min(levels) < 1:

@@ -47,17 +47,12 @@ class Served:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=f"{_http.DEFAULT_SERVER}/kisht_load")
+    _http.server_arguments(parser, bind="127.0.0.1:8766", seed=2)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--first", type=int, default=2000)
     parser.add_argument("--last", type=int, default=20000)
     parser.add_argument("--every", type=int, default=1000, help="read the RSS every this many requests")
     parser.add_argument("--threads", type=int, default=None, help="threads of the worker (default: gunicorn.conf.py's)")
-    parser.add_argument("--bind", default="127.0.0.1:8766")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
-    parser.add_argument("--password", default=_http.DEFAULT_PASSWORD)
-    parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     if not 0 < args.first < args.last or args.every < 1:
         parser.error("--first must be positive and below --last; --every positive")

@@ -325,27 +325,28 @@ def replay_loans(app, loan_ids: list[int]) -> None:
         session.close()
 
 
+# Rows per group, as "label": (grouping expression, table, condition).
+BREAKDOWNS = {
+    "users by role": ("role", "users", "true"),
+    "loans by class (active)": ("asset_class", "loans", "status = 'ACTIVE'"),
+    "loans by bucket (active)": ("bucket", "loans", "status = 'ACTIVE'"),
+    "loans by status": ("status", "loans", "true"),
+    "payments by status": ("status", "payments", "true"),
+    "approvals": ("kind || ' ' || status", "approvals", "true"),
+    "disputes": ("status", "disputes", "true"),
+    "statement lines": ("status", "statement_lines", "true"),
+    "matches": ("status", "reconciliation_matches", "true"),
+    "promises": ("status", "promises", "true"),
+    "escalations": ("level || ' ' || status", "escalations", "true"),
+}
+
+
 def counts(url: str) -> dict:
     with psycopg_connect(url) as conn:
         out = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
-        out["users by role"] = dict(conn.execute("SELECT role, count(*) FROM users GROUP BY 1 ORDER BY 1").fetchall())
-        out["loans by class (active)"] = dict(conn.execute(
-            "SELECT asset_class, count(*) FROM loans WHERE status = 'ACTIVE' GROUP BY 1 ORDER BY 1").fetchall())
-        out["loans by bucket (active)"] = dict(conn.execute(
-            "SELECT bucket, count(*) FROM loans WHERE status = 'ACTIVE' GROUP BY 1 ORDER BY 1").fetchall())
-        out["loans by status"] = dict(conn.execute("SELECT status, count(*) FROM loans GROUP BY 1 ORDER BY 1").fetchall())
-        out["payments by status"] = dict(conn.execute(
-            "SELECT status, count(*) FROM payments GROUP BY 1 ORDER BY 1").fetchall())
-        out["approvals"] = dict(conn.execute(
-            "SELECT kind || ' ' || status, count(*) FROM approvals GROUP BY 1 ORDER BY 1").fetchall())
-        out["disputes"] = dict(conn.execute("SELECT status, count(*) FROM disputes GROUP BY 1 ORDER BY 1").fetchall())
-        out["statement lines"] = dict(conn.execute(
-            "SELECT status, count(*) FROM statement_lines GROUP BY 1 ORDER BY 1").fetchall())
-        out["matches"] = dict(conn.execute(
-            "SELECT status, count(*) FROM reconciliation_matches GROUP BY 1 ORDER BY 1").fetchall())
-        out["promises"] = dict(conn.execute("SELECT status, count(*) FROM promises GROUP BY 1 ORDER BY 1").fetchall())
-        out["escalations"] = dict(conn.execute(
-            "SELECT level || ' ' || status, count(*) FROM escalations GROUP BY 1 ORDER BY 1").fetchall())
+        for label, (group, table, condition) in BREAKDOWNS.items():
+            out[label] = dict(conn.execute(
+                f"SELECT {group}, count(*) FROM {table} WHERE {condition} GROUP BY 1 ORDER BY 1").fetchall())
         out["reconciled payments"] = conn.execute(
             "SELECT count(*) FROM payments WHERE reconciled_at IS NOT NULL").fetchone()[0]
         out["database size"] = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]

@@ -6,6 +6,7 @@ a transaction that is rolled back, and the app's request sessions join it throug
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy.orm import sessionmaker
@@ -67,9 +68,10 @@ def service_app(app, database_url):
     return twin
 
 
-@pytest.fixture()
-def db(app, service_app):
-    """A session inside a transaction that is rolled back after the test; requests join it."""
+@contextmanager
+def rolled_back_session(app, service_app):
+    """A session inside a transaction that is rolled back at the end; both apps' sessions (requests
+    included) join it through SAVEPOINTs."""
     connection = app.extensions["kisht.engine"].connect()
     outer = connection.begin()
     originals = {a: a.extensions["kisht.sessionmaker"] for a in (app, service_app)}
@@ -78,15 +80,21 @@ def db(app, service_app):
         application.extensions["kisht.sessionmaker"] = factory
     ctx = service_app.app_context()
     ctx.push()
-    session = kisht_db.session()
     try:
-        yield session
+        yield kisht_db.session()
     finally:
         ctx.pop()
         for application, original in originals.items():
             application.extensions["kisht.sessionmaker"] = original
         outer.rollback()
         connection.close()
+
+
+@pytest.fixture()
+def db(app, service_app):
+    """A session inside a transaction that is rolled back after the test; requests join it."""
+    with rolled_back_session(app, service_app) as session:
+        yield session
 
 
 @pytest.fixture()

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 
 from tests.api.conftest import Api
+from tests.conftest import rolled_back_session
 from tests.perf.support import NOON_IST, SHADOW_DAY, StatementCounter, World, sign_in_all
 from webapp import clock
-from webapp import db as kisht_db
 
 SMALL, LARGE = 3, 15
 ALL_ROLES = ("col", "mgr", "fin", "leg", "adm")
@@ -159,34 +158,22 @@ def measured(app, service_app, tmp_path_factory) -> dict[str, dict[str, Measured
     for application in (app, service_app):
         patch.setitem(application.config, "EVIDENCE_DIR", str(evidence))
     engine = app.extensions["kisht.engine"]
-    connection = engine.connect()
-    outer = connection.begin()
-    originals = {a: a.extensions["kisht.sessionmaker"] for a in (app, service_app)}
-    factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    for application in originals:
-        application.extensions["kisht.sessionmaker"] = factory
-    ctx = service_app.app_context()
-    ctx.push()
     try:
-        world = World(kisht_db.session())
-        world.start()
-        world.grow_to(SMALL)
-        clients = sign_in_all(app, ALL_ROLES)
-        api = Api(app.test_client())
-        counter = StatementCounter(engine)
-        results: dict[str, dict[str, Measured]] = {route.id: {} for route in ROUTES}
-        for phase, size in (("small", SMALL), ("large", LARGE)):
-            world.grow_to(size)
-            refs = world.references()
-            for route in ROUTES:
-                results[route.id][phase] = _request(route, refs, clients, api, counter)
-        yield results
+        with rolled_back_session(app, service_app) as session:
+            world = World(session)
+            world.start()
+            world.grow_to(SMALL)
+            clients = sign_in_all(app, ALL_ROLES)
+            api = Api(app.test_client())
+            counter = StatementCounter(engine)
+            results: dict[str, dict[str, Measured]] = {route.id: {} for route in ROUTES}
+            for phase, size in (("small", SMALL), ("large", LARGE)):
+                world.grow_to(size)
+                refs = world.references()
+                for route in ROUTES:
+                    results[route.id][phase] = _request(route, refs, clients, api, counter)
+            yield results
     finally:
-        ctx.pop()
-        for application, original in originals.items():
-            application.extensions["kisht.sessionmaker"] = original
-        outer.rollback()
-        connection.close()
         patch.undo()
 
 

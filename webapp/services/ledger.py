@@ -221,7 +221,7 @@ class _Timeline:
             return
         if self.asset_class == "NPA":
             return  # sticky until all arrears are paid
-        self._set(class_for_dpd((start - oldest_unpaid).days + 1), start)
+        self._set(class_for_dpd(dpd_on(start, oldest_unpaid)), start)
         for name, lowest in CLASS_THRESHOLDS[1:]:
             crossing = oldest_unpaid + timedelta(days=lowest - 1)
             if start < crossing <= end:

@@ -359,15 +359,18 @@ SORTS = {"dpd": BY_DPD, "overdue": (Loan.overdue_paise.desc(),),
          "priority": (LoanScore.score.desc().nulls_last(), *BY_DPD)}
 
 
+def _overdue_since_for(days: int) -> date:
+    """The oldest unpaid due date that makes a live DPD of `days` (the inverse of ledger.dpd_on)."""
+    return clock.last_business_date() - timedelta(days=days - 1)
+
+
 def dpd_at_least(days: int):
     """Loans whose live DPD is at least `days`, as a condition on the oldest unpaid due date."""
-    if days <= 0:
-        return true()
-    return Loan.overdue_since <= clock.last_business_date() - timedelta(days=days - 1)
+    return true() if days <= 0 else Loan.overdue_since <= _overdue_since_for(days)
 
 
 def dpd_at_most(days: int):
-    return or_(Loan.overdue_since.is_(None), Loan.overdue_since >= clock.last_business_date() - timedelta(days=days - 1))
+    return or_(Loan.overdue_since.is_(None), Loan.overdue_since >= _overdue_since_for(days))
 
 
 @dataclass(frozen=True)

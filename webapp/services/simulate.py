@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from webapp import clock, money
 from webapp.models import CheckRun
+from webapp.services import ledger
 
 SCENARIOS = ("double-payment", "partial-reversal", "backdated-entry", "cron-failure", "reconciliation-mismatch")
 PASSWORD = "simulation-only-password"
@@ -199,7 +200,7 @@ def partial_reversal(session, world: World, steps: Steps) -> None:
     steps.expect(payment.status == "POSTED", "a partly reversed payment stays posted", payment.status)
     steps.expect(payments.reversed_paise(payment) == world.emi_paise, "exactly one EMI is reversed",
                  payments.reversed_paise(payment))
-    expected_dpd = (clock.last_business_date() - loan.instalments[2].due_date).days + 1
+    expected_dpd = ledger.dpd_on(clock.last_business_date(), loan.instalments[2].due_date)
     steps.expect([i.status for i in loan.instalments[:2]] == ["PAID", "PAID"], "the two oldest instalments stay paid",
                  [i.status for i in loan.instalments[:2]])
     steps.expect(loan.dpd == expected_dpd, f"the third instalment is overdue again (DPD {expected_dpd})", loan.dpd)
