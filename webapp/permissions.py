@@ -84,6 +84,17 @@ def loan_filter(user):
     return false()
 
 
+def in_scope(query, user, model):
+    """`query` of `model` rows (each belongs to a loan and carries its loan's branch, which never changes)
+    cut to the rows of loans `user` may see: a branch's staff by the row's own branch, without a join to
+    the loans, everyone else through the loan."""
+    from webapp.models import Loan
+
+    if LOAN_SCOPE.get(getattr(user, "role", None)) == "branch":
+        return query.where(model.branch_id == user.branch_id)
+    return query.join(Loan, Loan.id == model.loan_id).where(loan_filter(user))
+
+
 def loan_scope_key(user) -> tuple:
     """What loan_filter(user) depends on: users with the same key see the same loans."""
     scope = LOAN_SCOPE.get(getattr(user, "role", None))

@@ -1,4 +1,5 @@
-"""Portfolio totals and large list counts are reused for AGGREGATE_CACHE_SECONDS; small counts never are;
+"""Portfolio totals, large list counts and the order of a large loan list are reused for
+AGGREGATE_CACHE_SECONDS; small lists never are;
 a cache that cannot be reached is skipped, never fails the request (webapp/cache.py)."""
 import pytest
 import redis
@@ -49,6 +50,30 @@ def test_only_large_counts_are_reused(db, users, make_loan, caching, monkeypatch
     make_loan(loan_number="KL0003")
     page = pagination.paginate(db, query, 1, 10)
     assert page.total == (2 if caching != "redis unreachable" else 3) and len(page.items) == 3  # rows are always fresh
+
+
+def test_a_large_loan_list_reuses_its_page_order_but_shows_fresh_rows(db, users, make_loan, caching, monkeypatch):
+    monkeypatch.setattr(pagination, "LARGE_COUNT", 2)
+    first, second = make_loan(), make_loan(loan_number="KL0002")
+    assert [loan.loan_number for loan in loans.list_for(db, users["fin"], sort="number").items] == ["KL0001", "KL0002"]
+    make_loan(loan_number="KL0000")  # sorts first
+    second.overdue_paise = 123_45
+    db.flush()
+    db.expire_all()
+    page = loans.list_for(db, users["fin"], sort="number")
+    numbers = [loan.loan_number for loan in page.items]
+    if caching == "redis unreachable":
+        assert numbers == ["KL0000", "KL0001", "KL0002"]  # without a cache every view is exact
+    else:
+        assert numbers == ["KL0001", "KL0002"]  # the order of the first view, for AGGREGATE_CACHE_SECONDS
+    assert page.items[numbers.index("KL0002")].overdue_paise == 123_45  # what a row shows is read now
+
+
+def test_a_small_loan_list_is_always_exact(db, users, make_loan, caching):
+    make_loan()
+    assert [loan.loan_number for loan in loans.list_for(db, users["fin"], sort="number").items] == ["KL0001"]
+    make_loan(loan_number="KL0000")
+    assert [loan.loan_number for loan in loans.list_for(db, users["fin"], sort="number").items] == ["KL0000", "KL0001"]
 
 
 def test_off_by_default_in_tests(db, users, make_loan, service_app):

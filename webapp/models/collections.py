@@ -76,10 +76,12 @@ class Promise(Base):
         CheckConstraint(f"status IN ({_in(PROMISE_STATUSES)})", name="status_known"),
         Index("ix_promises_status_promised_for", "status", "promised_for"),
         Index("ix_promises_loan_id_status", "loan_id", "status"),
+        Index("ix_promises_branch_id_status_promised_for", "branch_id", "status", "promised_for"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))  # indexed with status
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id"))  # the loan's (copied); indexed with status
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), unique=True)
     amount_paise: Mapped[int] = mapped_column(BigInteger)
     made_on: Mapped[date] = mapped_column(Date)  # IST date the promise was made

@@ -19,7 +19,7 @@ from webapp.db import days_sql, dpd_sql
 from webapp.errors import Conflict, NotFound, ValidationError
 from webapp.models import Contact, Escalation, EscalationNote, LoanScore, Promise, User
 from webapp.models.collections import CHANNELS, ESCALATION_LEVELS, OUTCOMES
-from webapp.permissions import Perm, require
+from webapp.permissions import Perm, in_scope, require
 from webapp.services import audit, loans, replay
 from webapp.services.pagination import Page, paginate
 
@@ -94,8 +94,8 @@ def log_contact(session: Session, actor, loan_number: str, raw: Mapping[str, obj
     after = {"channel": channel, "outcome": outcome, "note": text_of["note"], "contacted_at": contacted_at}
     if promise is not None:
         amount, promised_for = promise
-        session.add(Promise(loan_id=loan.id, contact_id=contact.id, amount_paise=amount, made_on=clock.today_ist(),
-                            promised_for=promised_for))
+        session.add(Promise(loan_id=loan.id, branch_id=loan.branch_id, contact_id=contact.id, amount_paise=amount,
+                            made_on=clock.today_ist(), promised_for=promised_for))
         session.flush()
         after["promise"] = {"amount": money.as_str(amount), "promised_for": promised_for}
     audit.record(session, actor, "contact.logged", "loan", loan.loan_number, after=after, branch_id=loan.branch_id)
@@ -131,13 +131,10 @@ def contacts_of(session: Session, loan_id: int, limit: int = 50) -> list[Contact
 
 def promises_due(session: Session, actor, days: int = 7) -> list[Promise]:
     """Open promises falling due within `days`, in the actor's scope (the manager's panel)."""
-    from webapp.models import Loan
-    from webapp.permissions import loan_filter
-
     today = clock.today_ist()
     return list(session.scalars(
-        select(Promise).join(Loan, Loan.id == Promise.loan_id)
-        .where(loan_filter(actor), Promise.status == "OPEN", Promise.promised_for <= today + timedelta(days=days))
+        in_scope(select(Promise), actor, Promise)
+        .where(Promise.status == "OPEN", Promise.promised_for <= today + timedelta(days=days))
         .options(joinedload(Promise.contact))  # the panel names who logged each promise
         .order_by(Promise.promised_for, Promise.id).limit(100)))
 
@@ -240,7 +237,10 @@ def _level_sql(rules: list[Rule]) -> str:
 
 def escalate(session: Session, business_date: date) -> dict[str, int]:
     """Open one escalation per loan at the level its day-end row calls for; close those no longer called for."""
+    from webapp.services import dayend  # dayend imports this module's promise rule
+
     level = _level_sql(parse_rules(current_app.config["ESCALATION_RULES"]))
+    dayend.analyze_day(session, business_date)
     params = {"d": business_date}
     dates = [bindparam("d", type_=Date)]
     stale = f"""

@@ -29,7 +29,7 @@ from webapp import clock, money
 from webapp.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, ValidationError
 from webapp.models import AuditEntry, Dispute, DisputeEvidence, Loan, Payment, User
 from webapp.models.disputes import DISPUTE_CATEGORIES, DISPUTE_STATUSES, OPEN_STATUSES
-from webapp.permissions import Perm, can, loan_filter, loan_visible, require
+from webapp.permissions import Perm, can, in_scope, loan_visible, require
 from webapp.services import approvals, audit, evidence, loans, payments
 from webapp.services.audit import Actor, RefusedAttempt
 from webapp.services.evidence import Upload
@@ -521,7 +521,7 @@ def _band_condition(band: Band, today: date):
 
 
 def _in_scope(query, actor):
-    return query.join(Loan, Loan.id == Dispute.loan_id).where(loan_filter(actor))
+    return in_scope(query, actor, Dispute)
 
 
 @dataclass(frozen=True)
@@ -595,7 +595,7 @@ def queue(session: Session, actor, filters: QueueFilters, page: int, per_page: i
         band = next(b for b in bands() if b.key == filters.age)
         query = query.where(_band_condition(band, clock.today_ist()))
     if filters.loan:
-        query = query.where(Loan.loan_number == filters.loan)
+        query = query.where(Dispute.loan_id == select(Loan.id).where(Loan.loan_number == filters.loan).scalar_subquery())
     return paginate(session, query.order_by(Dispute.created_at, Dispute.id), page, per_page)
 
 

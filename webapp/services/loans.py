@@ -430,7 +430,8 @@ def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sor
     query = query.order_by(*SORTS.get(sort, SORTS["dpd"]), Loan.id)
     # Sort and cut the page on the loans' ids and sort keys alone (index-only where the indexes carry them: a
     # branch's 20,000 loans are not read from the table to show 25), then load those 25 with what they show.
-    keys = paginate(session, query.with_only_columns(Loan.id, maintain_column_froms=True), page, per_page)
+    keys = paginate(session, query.with_only_columns(Loan.id, maintain_column_froms=True), page, per_page,
+                    reuse_large_pages=True)
     loaded = {loan.id: loan for loan in session.scalars(select(Loan).where(Loan.id.in_(keys.items)))} \
         if keys.items else {}
     return Page([loaded[loan_id] for loan_id in keys.items], keys.page, keys.per_page, keys.total)

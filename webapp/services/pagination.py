@@ -46,12 +46,24 @@ def clamp(page, per_page, default_per_page: int) -> tuple[int, int]:
     return page, per_page
 
 
-def paginate(session: Session, query: Select, page: int, per_page: int) -> Page:
+def paginate(session: Session, query: Select, page: int, per_page: int, *, reuse_large_pages: bool = False) -> Page:
+    """One page of `query` and the total. With `reuse_large_pages` (for a query of plain values such as ids),
+    a page of a large list is reused like its count: sorting a branch's 20,000 loans by priority costs more
+    than everything else on a manager's home page, and its order may lag a minute; the rows shown are loaded
+    fresh by the caller."""
     count = select(func.count()).select_from(query.order_by(None).subquery())
-    compiled = count.compile(dialect=session.get_bind().dialect)
     # A count of many rows (a whole portfolio: 130 ms at a million) is reused for a while; a small one,
     # like an inbox whose items come and go, is always exact.
-    total = cache.remembered(cache.key_of("count", str(compiled), sorted(compiled.params.items())),
-                             lambda: session.scalar(count), keep=lambda rows: rows >= LARGE_COUNT)
-    items = list(session.scalars(query.limit(per_page).offset((page - 1) * per_page)).unique())
-    return Page(items, page, per_page, total or 0)
+    total = _remembered(session, count, lambda: session.scalar(count), keep=lambda rows: rows >= LARGE_COUNT) or 0
+    window = query.limit(per_page).offset((page - 1) * per_page)
+
+    def fetch() -> list:
+        return list(session.scalars(window).unique())
+
+    items = _remembered(session, window, fetch) if reuse_large_pages and total >= LARGE_COUNT else fetch()
+    return Page(items, page, per_page, total)
+
+
+def _remembered(session: Session, statement: Select, compute, **options):
+    compiled = statement.compile(dialect=session.get_bind().dialect)
+    return cache.remembered(cache.key_of(str(compiled), sorted(compiled.params.items())), compute, **options)
