@@ -10,6 +10,13 @@ def test_indian_grouping():
     assert format_inr(12_345_678) == "₹1,23,456.78"
     assert format_inr(10_000_000) == "₹1,00,000.00"
     assert format_inr(5) == "₹0.05"
+    assert format_inr(0) == "₹0.00"
+    assert format_inr(99_999) == "₹999.99"
+    assert format_inr(1_00_000) == "₹1,000.00"
+    assert format_inr(1_23_45_67_89_012) == "₹1,23,45,67,890.12"
+    assert format_inr(-1_23_456_78) == "-₹1,23,456.78"
+    assert format_inr(None) == "—"
+    assert format_inr(Decimal("12345678")) == "₹1,23,456.78"  # a SUM of paise
 
 
 @pytest.mark.parametrize("raw, paise", [("100000", 10_000_000), ("100000.50", 10_000_050), ("1,00,000.5", 10_000_050),
