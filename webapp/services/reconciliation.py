@@ -34,11 +34,11 @@ from datetime import date, timedelta
 from typing import Iterable, Mapping
 
 from flask import current_app
-from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy import and_, case, event, func, inspect, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp import clock, money
+from webapp import cache, clock, money
 from webapp.errors import Conflict, Forbidden, NotFound, ValidationError
 from webapp.models import (Approval, BankStatement, Loan, Payment, ReconciliationDay, ReconciliationMatch,
                            ReconciliationMatchPayment, Reversal, StatementLine, UnreconcileRequest)
@@ -205,6 +205,7 @@ def import_statement(session: Session, actor, *, bank: str, data: bytes, filenam
         "mode": l.mode, "direction": l.direction, "amount_paise": l.amount_paise, "balance_paise": l.balance_paise,
         "fingerprint": fp, "status": "UNMATCHED" if l.direction == "CREDIT" else "DEBIT", "created_at": clock.now(),
     } for l, fp in fresh])
+    _drop_days_after_commit(session, {l.value_date for l, _ in fresh})  # a core insert: no flush event sees it
     audit.record(session, actor, "reconciliation.statement_imported", "bank_statement", statement.reference,
                  after=describe_statement(statement) | {"warnings": warnings})
     run = run_matching(session, actor)
@@ -732,30 +733,70 @@ def parse_range(args: Mapping[str, str], *, default_days: int = 14) -> tuple[dat
     return date_from, date_to
 
 
-def _cells(session: Session, date_from: date, date_to: date) -> dict[tuple[date, str], Figures]:
-    cells: dict[tuple[date, str], Figures] = defaultdict(Figures)
+def _summed_cells(session: Session, days: list[date]) -> dict[date, dict[str, Figures]]:
+    """The figures of `days` by mode, from the database: one payments query and one bank-lines query."""
+    cells: dict[date, dict[str, Figures]] = defaultdict(lambda: defaultdict(Figures))
     reconciled = Payment.reconciled_at.is_not(None)
     for day, mode, count, total, rec_count, rec_total in session.execute(
             select(Payment.value_date, Payment.mode, func.count(), func.coalesce(func.sum(Payment.amount_paise), 0),
                    func.count(Payment.reconciled_at),
                    func.coalesce(func.sum(case((reconciled, Payment.amount_paise), else_=0)), 0))
-            .where(Payment.status == "POSTED", Payment.value_date.between(date_from, date_to))
+            .where(Payment.status == "POSTED", Payment.value_date.in_(days))
             .group_by(Payment.value_date, Payment.mode)):
-        cell = cells[(day, mode)]
+        cell = cells[day][mode]
         cell.system_count, cell.system_paise = count, int(total)
         cell.reconciled_count, cell.reconciled_paise = rec_count, int(rec_total)
     for day, mode, status, count, total in session.execute(
             select(StatementLine.value_date, StatementLine.mode, StatementLine.status, func.count(),
                    func.coalesce(func.sum(StatementLine.amount_paise), 0))
-            .where(StatementLine.direction == "CREDIT", StatementLine.value_date.between(date_from, date_to))
+            .where(StatementLine.direction == "CREDIT", StatementLine.value_date.in_(days))
             .group_by(StatementLine.value_date, StatementLine.mode, StatementLine.status)):
-        cell = cells[(day, mode)]
+        cell = cells[day][mode]
         cell.bank_count += count
         cell.bank_paise += int(total)
         prefix = {"MATCHED": "matched", "MISMATCH": "mismatch", "UNMATCHED": "unmatched"}[status]
         setattr(cell, f"{prefix}_count", getattr(cell, f"{prefix}_count") + count)
         setattr(cell, f"{prefix}_paise", getattr(cell, f"{prefix}_paise") + int(total))
+    return {day: dict(by_mode) for day, by_mode in cells.items()}
+
+
+def _day_key(day: date) -> str:
+    return cache.key_of("reconciliation.day", day)
+
+
+def _cells(session: Session, date_from: date, date_to: date) -> dict[date, dict[str, Figures]]:
+    """The figures of each day of the range by mode. A day before today is kept in the aggregate cache (past
+    days rarely change, and every change drops them: `_drop_changed_days`); today and the days not kept are
+    summed together."""
+    days = [date_from + timedelta(days=n) for n in range((date_to - date_from).days + 1)]
+    today = clock.today_ist()
+    keys = {day: _day_key(day) for day in days if day < today}
+    kept = cache.get_many(list(keys.values()))
+    cells = {day: kept[key] for day, key in keys.items() if key in kept}
+    missing = [day for day in days if day not in cells]
+    if missing:
+        summed = _summed_cells(session, missing)
+        cells.update(summed)
+        cache.set_many({keys[day]: summed.get(day, {}) for day in missing if day in keys})
     return cells
+
+
+def _drop_days_after_commit(session: Session, days: set[date]) -> None:
+    cache.delete_after_commit(session, [_day_key(day) for day in days])
+
+
+@event.listens_for(Session, "after_flush")  # every session of the process: see webapp/cache.py
+def _drop_changed_days(session: Session, _flush_context) -> None:
+    """A payment or bank line written (inserted, updated or deleted) changes its value date's figures, and
+    those of the date it had before: they are dropped from the cache when the transaction commits."""
+    if not cache.enabled():
+        return  # nothing is kept
+    days = set()
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, (Payment, StatementLine)):
+            # Still the pre-flush history here: the value date now and, when it changed, the one before.
+            days.update(inspect(row).attrs.value_date.history.sum() or [row.value_date])
+    _drop_days_after_commit(session, days)
 
 
 def _covered_days(session: Session, date_from: date, date_to: date) -> set[date]:
@@ -785,7 +826,8 @@ def dashboard(session: Session, actor, date_from: date, date_to: date) -> Dashbo
     days, total, by_mode = [], Figures(), {mode: Figures() for mode in DASHBOARD_MODES}
     day = date_to
     while day >= date_from:
-        modes = [(mode, cells[(day, mode)]) for mode in DASHBOARD_MODES if (day, mode) in cells]
+        of_day = cells.get(day, {})
+        modes = [(mode, of_day[mode]) for mode in DASHBOARD_MODES if mode in of_day]
         row_total = Figures()
         for mode, figures in modes:
             row_total.add(figures)
@@ -810,13 +852,13 @@ def dashboard(session: Session, actor, date_from: date, date_to: date) -> Dashbo
 
 
 def day_figures(session: Session, day: date) -> tuple[Figures, dict[str, Figures]]:
-    cells = _cells(session, day, day)
+    """The day's figures from the database (never the cache: a close keeps them)."""
+    of_day = _summed_cells(session, [day]).get(day, {})
     total = Figures()
     by_mode = {}
-    for (_, mode), figures in sorted(cells.items(), key=lambda item: DASHBOARD_MODES.index(item[0][1])
-                                     if item[0][1] in DASHBOARD_MODES else 99):
-        total.add(figures)
-        by_mode[mode] = figures
+    for mode in sorted(of_day, key=lambda m: DASHBOARD_MODES.index(m) if m in DASHBOARD_MODES else 99):
+        total.add(of_day[mode])
+        by_mode[mode] = of_day[mode]
     return total, by_mode
 
 
