@@ -101,7 +101,8 @@ class Server:
     """gunicorn with the repository's gunicorn.conf.py, production settings, on a seeded database."""
 
     def __init__(self, database_url: str, *, bind: str, workers: int | None, threads: int | None,
-                 max_requests: int | None, redis_url: str, rate_limits: bool = True, log_level: str = "INFO"):
+                 max_requests: int | None, redis_url: str, rate_limits: bool = True, log_level: str = "INFO",
+                 worker_class: str | None = None):
         self.bind, self.base = bind, f"http://{bind}"
         self.dir = Path(tempfile.mkdtemp(prefix="kisht-bench-"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "API_LIMIT", "FLASK_"))}
@@ -115,7 +116,7 @@ class Server:
             "API_LIMIT_DEFAULT": HIGH_LIMIT,
         })
         for name, value in (("GUNICORN_WORKERS", workers), ("GUNICORN_THREADS", threads),
-                            ("GUNICORN_MAX_REQUESTS", max_requests)):
+                            ("GUNICORN_MAX_REQUESTS", max_requests), ("GUNICORN_WORKER_CLASS", worker_class)):
             if value is not None:
                 env[name] = str(value)
         if max_requests == 0:

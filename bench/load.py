@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=10, help="seconds at the highest level before measuring")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: gunicorn.conf.py's)")
+    parser.add_argument("--worker-class", default=None, help="gunicorn worker class (default: gunicorn.conf.py's)")
     parser.add_argument("--no-rate-limits", action="store_true", help="switch the API rate limits off instead")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server's log folder")
     args = parser.parse_args(argv)
@@ -120,7 +121,8 @@ def main(argv=None) -> int:
     from bench.dayend import code_version, machine
 
     server = _http.Server(args.database_url, bind=args.bind, workers=args.workers, threads=args.threads,
-                          max_requests=None, redis_url=args.redis_url, rate_limits=not args.no_rate_limits)
+                          worker_class=args.worker_class, max_requests=None, redis_url=args.redis_url,
+                          rate_limits=not args.no_rate_limits)
     results: dict = {"database": args.database_url.rsplit("@", 1)[-1], "machine": machine(), "code": code_version(),
                      "gunicorn": server.settings(), "rate_limits": "off" if args.no_rate_limits else
                      f"on, raised to {_http.HIGH_LIMIT}", "duration": args.duration, "levels": []}
