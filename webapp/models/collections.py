@@ -64,7 +64,8 @@ class Contact(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     made_by: Mapped[User | None] = relationship(lazy="joined")
-    promise: Mapped["Promise | None"] = relationship(back_populates="contact", lazy="joined", uselist=False)
+    # selectin: a promise joins its loan, and the loan its borrower, branch and collector (see Reversal.approval)
+    promise: Mapped["Promise | None"] = relationship(back_populates="contact", lazy="selectin", uselist=False)
 
 
 class Promise(Base):

@@ -79,7 +79,7 @@ class Dispute(Base):
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"), index=True)
 
     loan: Mapped[Loan] = relationship(lazy="joined", innerjoin=True)
-    payment: Mapped[Payment | None] = relationship(lazy="joined")
+    payment: Mapped[Payment | None] = relationship(lazy="selectin")  # see Reversal.approval
     raised_by: Mapped[User] = relationship(foreign_keys=[raised_by_id], lazy="joined")
     # Shown on the dispute's own page only: loaded when asked for, so lists stay light.
     reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="select")
