@@ -473,6 +473,9 @@ def test_open_disputes_age_against_the_sla_bands(db, users, loan, monkeypatch):
     assert keys(category="wrong_loan") == ["WRONG_LOAN"]
     assert keys(status="RESOLVED_REJECTED") == ["CONDUCT_COMPLAINT"]
     assert len(keys(status="ALL")) == 6 and keys(loan="KL404") == []
+    number = made["WRONG_LOAN"].loan.loan_number
+    everything = disputes.queue(db, users["mgr"], disputes.parse_queue_filters({}), 1, 25).items
+    assert keys(loan=number.lower()) == [d.category for d in everything if d.loan.loan_number == number] != []
     page = disputes.queue(db, users["mgr"], disputes.parse_queue_filters({}), 2, 2)
     assert (page.total, page.pages, [d.category for d in page.items]) == (5, 3, ["WRONG_LOAN", "WRONG_AMOUNT"])
     with pytest.raises(ValidationError) as bad:

@@ -595,7 +595,8 @@ def queue(session: Session, actor, filters: QueueFilters, page: int, per_page: i
         band = next(b for b in bands() if b.key == filters.age)
         query = query.where(_band_condition(band, clock.today_ist()))
     if filters.loan:
-        query = query.where(Dispute.loan_id == select(Loan.id).where(Loan.loan_number == filters.loan).scalar_subquery())
+        loan_id = select(Loan.id).where(Loan.loan_number == filters.loan).scalar_subquery()
+        query = query.where(Dispute.loan_id == loan_id)
     return paginate(session, query.order_by(Dispute.created_at, Dispute.id), page, per_page)
 
 
