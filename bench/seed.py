@@ -297,7 +297,8 @@ class Extras:
                       contacted_at, contacted_at
                FROM seed_contacts ORDER BY id""",
             f"""INSERT INTO promises (loan_id, branch_id, contact_id, amount_paise, made_on, promised_for, status)
-                SELECT loan_id, (SELECT l.branch_id FROM loans l WHERE l.id = seed_contacts.loan_id), id, promise_amount, (contacted_at AT TIME ZONE '{IST}')::date,
+                SELECT loan_id, (SELECT l.branch_id FROM loans l WHERE l.id = seed_contacts.loan_id), id,
+                       promise_amount, (contacted_at AT TIME ZONE '{IST}')::date,
                        CASE WHEN kind = 'PROMISE' THEN DATE '{d}' + 1 + ahead
                             ELSE (contacted_at AT TIME ZONE '{IST}')::date + 3 + ahead END, 'OPEN'
                 FROM seed_contacts WHERE kind <> 'OTHER' AND promise_amount > 0 ORDER BY id""",

@@ -106,3 +106,19 @@ def sbi_xlsx(rows, opening: str = "830000.00", *, period: tuple[date, date] | No
 def rtgs(day: date, amount: str, utr: str, name: str = "RAVI KUMAR"):
     """SBI: the reference column says where it came from; the UTR is inside the description."""
     return (day, f"BY TRANSFER-RTGS UTR NO: {utr}-{name}", "TRANSFER FROM 9855630065", amount, None)
+
+
+def make_loans(make_loan, count: int) -> list:
+    """PUNE01 loans KL1..KL<count> of collector col, each with ₹1,00,000 at 12 % (EMI ₹8,884.88), months in
+    arrears."""
+    return [make_loan(loan_number=f"KL{i}", borrower_name=f"Borrower {i}", borrower_phone=f"90000000{i:02d}")
+            for i in range(1, count + 1)]
+
+
+def make_second_finance_user(db, system, users):
+    """A second finance user (the checker of unreconciles), also kept as users["fin2"]."""
+    from webapp.services import org
+
+    users["fin2"] = org.create_user(db, system, username="fin2", role="finance", password="correct-horse-battery",
+                                    name="FIN2")
+    return users["fin2"]

@@ -190,8 +190,8 @@ class BaseConfig:
         self.API_LIMIT_LOGIN_IP = env.get("API_LIMIT_LOGIN_IP") or "5 per minute"  # per client address
         self.API_LIMIT_REFRESH = env.get("API_LIMIT_REFRESH") or "10 per minute"  # per token family
         self.API_LIMIT_DEFAULT = env.get("API_LIMIT_DEFAULT") or "300 per minute;5000 per hour"  # per token family
-        # Seconds a portfolio's class totals and a large list's row count may be reused (webapp/cache.py);
-        # 0 computes them on every request (the tests' default, so they see every change at once).
+        # Seconds the aggregates of webapp/cache.py may be reused (class totals, a large list's count and order,
+        # the reconciliation dashboard's past days); 0 computes them on every request (the tests' default).
         self.AGGREGATE_CACHE_SECONDS = _int("AGGREGATE_CACHE_SECONDS", 0 if self.APP_ENV == "test" else 60, minimum=0)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from tests.recon_support import cash, charge, hdfc_csv, imps, neft, rtgs, sbi_xlsx, upi
+from tests.recon_support import (cash, charge, hdfc_csv, imps, make_loans, make_second_finance_user, neft, rtgs,
+                                  sbi_xlsx, upi)
 from webapp import clock
 from webapp.errors import Conflict, Forbidden, ValidationError
 from webapp.models import (AuditEntry, BankStatement, Payment, ReconciliationDay, ReconciliationMatch,
@@ -27,17 +28,12 @@ def fixed_today(monkeypatch):
 
 @pytest.fixture()
 def loans(make_loan):
-    """Five PUNE01 loans of collector col, each with ₹1,00,000 at 12 % (EMI ₹8,884.88), months in arrears."""
-    return [make_loan(loan_number=f"KL{i}", borrower_name=f"Borrower {i}", borrower_phone=f"90000000{i:02d}")
-            for i in range(1, 6)]
+    return make_loans(make_loan, 5)
 
 
 @pytest.fixture()
 def fin2(db, system, users):
-    """A second finance user (the checker of unreconciles); also users["fin2"]."""
-    users["fin2"] = org.create_user(db, system, username="fin2", role="finance", password="correct-horse-battery",
-                                    name="FIN2")
-    return users["fin2"]
+    return make_second_finance_user(db, system, users)
 
 
 def pay(db, user, loan="KL1", amount="8884.88", mode="UPI", reference="", day=D[1], receipt=None):

@@ -15,10 +15,10 @@ import redis
 from sqlalchemy import event, select
 
 from tests.conftest import csrf_token
-from tests.recon_support import hdfc_csv, neft, upi
+from tests.recon_support import hdfc_csv, make_loans, make_second_finance_user, neft, upi
 from webapp import cache, clock
 from webapp.models import ReconciliationMatch
-from webapp.services import approvals, org, payments
+from webapp.services import approvals, payments
 from webapp.services import reconciliation as recon
 from webapp.services.reconciliation import Figures
 
@@ -65,13 +65,12 @@ def cache_down(app, service_app, db):
 
 @pytest.fixture()
 def loans(make_loan):
-    return [make_loan(loan_number=f"KL{i}", borrower_name=f"Borrower {i}", borrower_phone=f"90000000{i:02d}")
-            for i in range(1, 4)]
+    return make_loans(make_loan, 3)
 
 
 @pytest.fixture()
 def fin2(db, system, users):
-    return org.create_user(db, system, username="fin2", role="finance", password="correct-horse-battery", name="FIN2")
+    return make_second_finance_user(db, system, users)
 
 
 @contextmanager

@@ -520,10 +520,6 @@ def _band_condition(band: Band, today: date):
     return condition
 
 
-def _in_scope(query, actor):
-    return in_scope(query, actor, Dispute)
-
-
 @dataclass(frozen=True)
 class BandCount:
     band: Band
@@ -535,7 +531,7 @@ def open_by_age(session: Session, actor) -> list[BandCount]:
     _require_access(actor)
     today, all_bands = clock.today_ist(), bands()
     counts = [func.coalesce(func.sum(case((_band_condition(b, today), 1), else_=0)), 0) for b in all_bands]
-    row = session.execute(_in_scope(select(*counts).select_from(Dispute), actor)
+    row = session.execute(in_scope(select(*counts).select_from(Dispute), actor, Dispute)
                           .where(Dispute.status.in_(OPEN_STATUSES))).one()
     return [BandCount(band, int(count)) for band, count in zip(all_bands, row)]
 
@@ -543,7 +539,7 @@ def open_by_age(session: Session, actor) -> list[BandCount]:
 def oldest_open(session: Session, actor, limit: int = 10) -> list[Dispute]:
     """The actor's oldest open disputes (the manager's home), oldest first."""
     _require_access(actor)
-    return list(session.scalars(_in_scope(select(Dispute), actor).where(Dispute.status.in_(OPEN_STATUSES))
+    return list(session.scalars(in_scope(select(Dispute), actor, Dispute).where(Dispute.status.in_(OPEN_STATUSES))
                                 .order_by(Dispute.created_at, Dispute.id).limit(limit)).unique())
 
 
@@ -551,7 +547,7 @@ def overdue_open(session: Session, actor, limit: int = 20) -> list[Dispute]:
     """Open disputes past the last SLA in the actor's scope (they surface in the escalation queue)."""
     _require_access(actor)
     overdue = bands()[-1]
-    return list(session.scalars(_in_scope(select(Dispute), actor)
+    return list(session.scalars(in_scope(select(Dispute), actor, Dispute)
                                 .where(Dispute.status.in_(OPEN_STATUSES), _band_condition(overdue, clock.today_ist()))
                                 .order_by(Dispute.created_at, Dispute.id).limit(limit)).unique())
 
@@ -584,7 +580,7 @@ def queue(session: Session, actor, filters: QueueFilters, page: int, per_page: i
     """Disputes in the actor's scope (manager: branch; legal: NPA and conduct-complaint loans; collector:
     their loans; finance: all), oldest first, filtered by status, category, age band and loan."""
     _require_access(actor)
-    query = _in_scope(select(Dispute), actor)
+    query = in_scope(select(Dispute), actor, Dispute)
     if filters.status == "UNRESOLVED":
         query = query.where(Dispute.status.in_(OPEN_STATUSES))
     elif filters.status != "ALL":

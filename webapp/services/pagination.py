@@ -65,5 +65,7 @@ def paginate(session: Session, query: Select, page: int, per_page: int, *, reuse
 
 
 def _remembered(session: Session, statement: Select, compute, **options):
+    if not cache.enabled():
+        return compute()  # no key to build
     compiled = statement.compile(dialect=session.get_bind().dialect)
     return cache.remembered(cache.key_of(str(compiled), sorted(compiled.params.items())), compute, **options)
