@@ -19,8 +19,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", 4))  # keep workers × threads 
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))  # a worker silent this long is killed and replaced
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))  # SIGTERM: time to finish requests
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 2000))  # recycle workers (memory)
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 200))
+# Recycle workers as a guard against slow leaks. RSS is flat over 20,000 requests (docs/performance.md), and
+# starting a worker costs about a second of CPU (imports, create_app), so not much more often than that.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10000))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 1000))
 accesslog = None  # Kisht writes its own JSON request line (webapp/ops/__init__.py)
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
