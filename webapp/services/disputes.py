@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 
 from flask import current_app
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload, load_only
 
 from webapp import clock, money
 from webapp.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, ValidationError
@@ -537,9 +537,12 @@ def open_by_age(session: Session, actor) -> list[BandCount]:
 
 
 def oldest_open(session: Session, actor, limit: int = 10) -> list[Dispute]:
-    """The actor's oldest open disputes (the manager's home), oldest first."""
+    """The actor's oldest open disputes (the manager's home), oldest first, with their loan numbers and
+    none of their other relations (a dispute's eager loads bring its payment, users and evidence)."""
     _require_access(actor)
     return list(session.scalars(in_scope(select(Dispute), actor, Dispute).where(Dispute.status.in_(OPEN_STATUSES))
+                                .options(lazyload("*"),
+                                         joinedload(Dispute.loan).options(load_only(Loan.loan_number), lazyload("*")))
                                 .order_by(Dispute.created_at, Dispute.id).limit(limit)).unique())
 
 
