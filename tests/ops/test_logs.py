@@ -5,6 +5,8 @@ import os
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import PASSWORD, login
 from webapp import create_app, logs
@@ -165,3 +167,28 @@ def test_bad_log_settings_are_refused(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         create_app({"APP_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}"})
     assert "LOG_MAX_BYTES must be a whole number" in capsys.readouterr().err
+
+
+def _every_pattern(text: str) -> str:
+    """redact() without its quick tests: every pattern, always."""
+    text = logs._BEARER.sub(r"\1 [REDACTED]", text)
+    for pattern, replacement in logs._SECRET_VALUES:
+        text = pattern.sub(replacement, text)
+    text = logs._JWT.sub("[REDACTED-JWT]", text)
+    text = logs._URL_PASSWORD.sub(r"\1[REDACTED]\2", text)
+    return logs._PHONE.sub(lambda m: f"{m.group(1)}******{m.group(3)}", text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([
+    "password", "PassWord", "Session", "TOKEN", "api-key", "OTP", "bearer", "Basic", "eyJ", "eyJhbGciOiJIUzI1NiJ9",
+    ".", "://", "@", ":", "=", " ", '"', "'", "{", "}", "\\", "-", "user", "pg", "9876543210", "+91", "98765",
+    "43210", "abcde", "12345", "x"]), max_size=20).map("".join))
+def test_the_quick_tests_never_skip_a_pattern_that_would_match(text):
+    assert logs.redact(text) == _every_pattern(text)
+
+
+def test_a_request_line_is_left_as_it_is():
+    line = ('{"message": "GET /loans/<number> 200", "user": "pune01.collector3", "route": "/loans/<number>", '
+            '"status": 200, "latency_ms": 12.3, "ip": "127.0.0.1", "request_id": "0a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f"}')
+    assert logs.redact(line) == line
