@@ -16,6 +16,9 @@ from webapp.config import INSTANCE_DIR, ROOT, ledger_setting_problem, load_confi
 csrf = CSRFProtect()
 login_manager = LoginManager()
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# How often a signed-in browser's idle clock moves: the session may end up to this much before
+# SESSION_IDLE_MINUTES of inactivity, never after.
+LAST_SEEN_STEP_SECONDS = 30
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -27,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                 instance_path=str(INSTANCE_DIR))
     app.config.from_object(config)
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False  # the cookie is renewed when last_seen moves (below)
     logs.configure(app.config)
     if app.config["APP_ENV"] == "production":
         _refuse_unsafe_production(app.config)
@@ -97,8 +101,8 @@ def _register_request_lifecycle(app: Flask) -> None:
                 logout_user()
                 session.clear()
                 session["idle_logout"] = True
-            else:
-                session["last_seen"] = now
+            elif "last_seen" not in session or now - last_seen >= LAST_SEEN_STEP_SECONDS:
+                session["last_seen"] = now  # re-signs and re-sends the session cookie, so not on every request
 
     @app.after_request
     def _finish(response):

@@ -71,3 +71,15 @@ def test_htmx_requests_carry_the_csrf_header(client, users):
     login(client, "col")
     html = client.get("/collector/").get_data(as_text=True)
     assert re.search(r'hx-headers=\'\{"X-CSRFToken": "[^"]+"\}\'', html)
+
+
+def test_the_session_cookie_is_renewed_when_the_idle_clock_moves_not_on_every_request(client, users, monkeypatch):
+    from webapp import LAST_SEEN_STEP_SECONDS
+
+    login(client, "fin")
+    assert client.get("/finance/").status_code == 200
+    assert "Set-Cookie" not in client.get("/finance/").headers  # seconds later: nothing to renew
+    later = clock.now().timestamp() + LAST_SEEN_STEP_SECONDS + 1
+    monkeypatch.setattr(clock, "now", lambda: clock.datetime.fromtimestamp(later, clock.timezone.utc))
+    renewed = client.get("/finance/")
+    assert renewed.status_code == 200 and "session=" in renewed.headers.get("Set-Cookie", "")
