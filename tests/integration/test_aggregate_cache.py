@@ -82,3 +82,17 @@ def test_off_by_default_in_tests(db, users, make_loan, service_app):
     assert sum(classes(loans.portfolio_summary(db, users["fin"])).values()) == 1
     make_loan(loan_number="KL0002")
     assert sum(classes(loans.portfolio_summary(db, users["fin"])).values()) == 2
+
+
+def test_each_page_and_each_scope_has_its_own_entry(db, users, make_loan, caching, monkeypatch):
+    """The entry is keyed by the statement's SQL and every value in it: the page, the branch, the filter."""
+    monkeypatch.setattr(pagination, "LARGE_COUNT", 2)
+    for n in range(1, 6):
+        make_loan(loan_number=f"KL000{n}")
+    query = lambda cut: select(Loan.id).where(Loan.loan_number >= cut).order_by(Loan.loan_number)  # noqa: E731
+    pages = [pagination.paginate(db, query("KL0001"), page, 2, reuse_large_pages=True) for page in (1, 2, 3)]
+    assert [len(p.items) for p in pages] == [2, 2, 1] and len({i for p in pages for i in p.items}) == 5
+    again = [pagination.paginate(db, query("KL0001"), page, 2, reuse_large_pages=True).items for page in (1, 2, 3)]
+    assert again == [p.items for p in pages]
+    other = pagination.paginate(db, query("KL0003"), 1, 2, reuse_large_pages=True)
+    assert other.total == 3 and other.items == pages[1].items  # another value: another count, another page

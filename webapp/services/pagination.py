@@ -6,6 +6,7 @@ from math import ceil
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.util import LRUCache
 
 from webapp import cache
 
@@ -64,8 +65,19 @@ def paginate(session: Session, query: Select, page: int, per_page: int, *, reuse
     return Page(items, page, per_page, total)
 
 
+# A statement's shape (SQLAlchemy's cache key, without the values) → its SQL, in this process: compiling a
+# list's query costs about a millisecond, the shape a tenth of that.
+_SQL_OF_SHAPE = LRUCache(500)
+
+
 def _remembered(session: Session, statement: Select, compute, **options):
     if not cache.enabled():
         return compute()  # no key to build
-    compiled = statement.compile(dialect=session.get_bind().dialect)
-    return cache.remembered(cache.key_of(str(compiled), sorted(compiled.params.items())), compute, **options)
+    shape = statement._generate_cache_key()
+    if shape is None:  # a statement SQLAlchemy cannot cache: compile it every time
+        compiled = statement.compile(dialect=session.get_bind().dialect)
+        return cache.remembered(cache.key_of(str(compiled), sorted(compiled.params.items())), compute, **options)
+    sql = _SQL_OF_SHAPE.get(shape.key)
+    if sql is None:
+        sql = _SQL_OF_SHAPE[shape.key] = str(statement.compile(dialect=session.get_bind().dialect))
+    return cache.remembered(cache.key_of(sql, [p.effective_value for p in shape.bindparams]), compute, **options)
