@@ -10,11 +10,11 @@ from datetime import date
 from typing import Iterable, Mapping
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload, load_only, selectinload
 
 from webapp import clock, money
 from webapp.errors import Conflict, Forbidden, NotFound, ValidationError
-from webapp.models import Approval, Branch, Reversal, User
+from webapp.models import Approval, Branch, Loan, Payment, Reversal, User
 from webapp.models.payments import REVERSAL_REASONS
 from webapp.permissions import MATRIX, Perm, can, loan_visible, require
 from webapp.services import audit, ledger, loans, payments, replay
@@ -133,7 +133,19 @@ def inbox(session: Session, actor, filters: InboxFilters, page: int, per_page: i
         query = query.where(Approval.created_at >= clock.start_of_ist_day(filters.date_from))
     if filters.date_to:
         query = query.where(Approval.created_at < clock.start_of_ist_day(filters.date_to, plus_days=1))
-    return paginate(session, query.order_by(Approval.created_at, Approval.id), page, per_page)
+    return paginate(session, query.order_by(Approval.created_at, Approval.id).options(*INBOX_ROW), page, per_page)
+
+
+# What an inbox row shows (the screen and the API): the payment with its loan's number, the reversal, maker and
+# checker, and none of their own relations; by default a payment brings its loan's borrower, branch and
+# collector, who recorded it and its reversals, and each user their branch.
+INBOX_ROW = (
+    selectinload(Approval.payment).options(
+        joinedload(Payment.loan).options(load_only(Loan.loan_number), lazyload("*")), lazyload("*")),
+    joinedload(Approval.reversal).lazyload("*"),
+    joinedload(Approval.maker).lazyload("*"),
+    joinedload(Approval.checker).lazyload("*"),
+)
 
 
 def get_for(session: Session, actor, approval_id, *, lock: bool = False) -> Approval:
