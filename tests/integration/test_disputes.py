@@ -399,6 +399,7 @@ def test_evidence_is_served_only_in_scope_and_verified_against_its_checksum(db, 
 # ---------------------------------------------------------------- timeline, flags, ageing, queue
 
 def test_timeline_is_read_from_the_audit_log_in_one_query(db, users, resolved, app):
+    audit.flush_pending(db)  # appends the staged entries now (the timeline would append them first)
     statements = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     engine = app.extensions["kisht.engine"]

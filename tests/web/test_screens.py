@@ -82,9 +82,10 @@ def test_manager_reassigns_collector_and_it_is_audited(login_as, db, make_loan):
     assert db.scalar(select(AuditEntry).where(AuditEntry.action == "loan.updated")).actor_label == "mgr"
 
 
-def test_audit_log_is_scoped_to_the_managers_branch(login_as, make_loan):
+def test_audit_log_is_scoped_to_the_managers_branch(db, login_as, make_loan):
     make_loan(loan_number="KLP")
     make_loan(loan_number="KLN", branch_code="NSK01", collector_username="col2")
+    db.commit()  # the audit entries are appended at commit; the request's session sees them after it
     html = login_as("mgr").get("/audit/").get_data(as_text=True)
     assert "KLP" in html and "KLN" not in html
     assert login_as("col").get("/audit/").status_code == 403
