@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 
 from flask import current_app
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, joinedload, lazyload, load_only
+from sqlalchemy.orm import Session, joinedload, lazyload, load_only, selectinload
 
 from webapp import clock, money
 from webapp.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, ValidationError
@@ -426,8 +426,11 @@ LOAN_PAGE_LIMIT = 20
 
 
 def for_loan(session: Session, loan: Loan, limit: int = LOAN_PAGE_LIMIT) -> list[Dispute]:
-    """The loan's disputes, newest first (the loan page; its caller has already authorised the loan)."""
+    """The loan's disputes, newest first (the loan page; its caller has already authorised the loan), with
+    their payments and who raised them, none of their relations' own: the loan is the caller's."""
     return list(session.scalars(select(Dispute).where(Dispute.loan_id == loan.id)
+                                .options(lazyload("*"), selectinload(Dispute.payment).lazyload("*"),
+                                         joinedload(Dispute.raised_by).lazyload("*"))
                                 .order_by(Dispute.created_at.desc(), Dispute.id.desc()).limit(limit)).unique())
 
 
