@@ -238,3 +238,25 @@ def test_queues_and_filters(login_as, db, users, loan):
     assert client.get("/reconciliation/?date_from=2026-13-01").status_code == 422
     assert client.get("/reconciliation/lines/999999").status_code == 404
     assert client.get("/reconciliation/statements/BSNOTHING").status_code == 404
+
+
+def test_every_figure_of_the_day_grid_links_to_its_list(app, login_as, db, users, loan):
+    pay(db, users["col"], "154335349840")
+    pay(db, users["col"], "222222222222", amount="500.00", day=D3)
+    client = login_as("fin")
+    assert upload(client, hdfc_csv([upi(D2, "8884.88", "154335349840"), neft(D3, "100.00", "HDFCN26306258999")])) \
+        .status_code == 204
+    board = text_of(client.get("/reconciliation/"))
+    links = re.findall(r'data-cell="([\w-]+)"><a href="([^"]+)">', board)
+    assert {name for name, _ in links} >= {"system", "reconciled", "bank", "matched", "unmatched"}
+    with app.test_request_context():
+        from flask import url_for
+
+        expected = url_for("reconciliation.lines", status="UNMATCHED", day=D3.isoformat(), mode="NEFT")
+    assert expected.replace("&", "&amp;") in board
+    for name, href in links:
+        href = href.replace("&amp;", "&")
+        page = client.get(href)
+        assert page.status_code == 200, (name, href)
+        status = re.search(r"status=(\w+)", href).group(1)
+        assert status in ("ALL", "RECONCILED", "UNMATCHED", "MATCHED", "MISMATCH")
