@@ -73,11 +73,14 @@ _SQL_OF_SHAPE = LRUCache(500)
 def _remembered(session: Session, statement: Select, compute, **options):
     if not cache.enabled():
         return compute()  # no key to build
+    dialect = session.get_bind().dialect
     shape = statement._generate_cache_key()
-    if shape is None:  # a statement SQLAlchemy cannot cache: compile it every time
-        compiled = statement.compile(dialect=session.get_bind().dialect)
-        return cache.remembered(cache.key_of(str(compiled), sorted(compiled.params.items())), compute, **options)
-    sql = _SQL_OF_SHAPE.get(shape.key)
-    if sql is None:
-        sql = _SQL_OF_SHAPE[shape.key] = str(statement.compile(dialect=session.get_bind().dialect))
-    return cache.remembered(cache.key_of(sql, [p.effective_value for p in shape.bindparams]), compute, **options)
+    if shape is None:  # a statement SQLAlchemy cannot cache: compiled every time
+        compiled = statement.compile(dialect=dialect)
+        sql, values = str(compiled), sorted(compiled.params.items())
+    else:
+        sql = _SQL_OF_SHAPE.get((dialect.name, shape.key))
+        if sql is None:
+            sql = _SQL_OF_SHAPE[(dialect.name, shape.key)] = str(statement.compile(dialect=dialect))
+        values = [p.effective_value for p in shape.bindparams]
+    return cache.remembered(cache.key_of(sql, values), compute, **options)
