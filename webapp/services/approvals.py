@@ -119,6 +119,18 @@ def parse_filters(args: Mapping[str, str]) -> InboxFilters:
                         **dates)
 
 
+# What an inbox row shows (the screen and the API): the payment with its loan's number, the reversal, maker and
+# checker, and none of their own relations; by default a payment brings its loan's borrower, branch and
+# collector, who recorded it and its reversals, and each user their branch.
+INBOX_ROW = (
+    selectinload(Approval.payment).options(
+        joinedload(Payment.loan).options(load_only(Loan.loan_number), lazyload("*")), lazyload("*")),
+    joinedload(Approval.reversal).lazyload("*"),
+    joinedload(Approval.maker).lazyload("*"),
+    joinedload(Approval.checker).lazyload("*"),
+)
+
+
 def inbox(session: Session, actor, filters: InboxFilters, page: int, per_page: int) -> Page:
     if not _visible_kinds(actor):
         raise Forbidden("You do not have permission to do that.")
@@ -134,18 +146,6 @@ def inbox(session: Session, actor, filters: InboxFilters, page: int, per_page: i
     if filters.date_to:
         query = query.where(Approval.created_at < clock.start_of_ist_day(filters.date_to, plus_days=1))
     return paginate(session, query.order_by(Approval.created_at, Approval.id).options(*INBOX_ROW), page, per_page)
-
-
-# What an inbox row shows (the screen and the API): the payment with its loan's number, the reversal, maker and
-# checker, and none of their own relations; by default a payment brings its loan's borrower, branch and
-# collector, who recorded it and its reversals, and each user their branch.
-INBOX_ROW = (
-    selectinload(Approval.payment).options(
-        joinedload(Payment.loan).options(load_only(Loan.loan_number), lazyload("*")), lazyload("*")),
-    joinedload(Approval.reversal).lazyload("*"),
-    joinedload(Approval.maker).lazyload("*"),
-    joinedload(Approval.checker).lazyload("*"),
-)
 
 
 def get_for(session: Session, actor, approval_id, *, lock: bool = False) -> Approval:
