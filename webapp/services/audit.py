@@ -217,9 +217,7 @@ def record_many(session: Session, actor, action: str, entity_type: str, items: l
                            branch_id=branch_id, before=canonical_json(before), after=canonical_json(after),
                            request_id=None, ip=None, prev_hash=prev_hash)
         entry.hash = prev_hash = entry_hash(entry)
-        rows.append({c: getattr(entry, c) for c in ("seq", "occurred_at", "actor_id", "actor_label", "action",
-                                                    "entity_type", "entity_id", "branch_id", "before", "after",
-                                                    "request_id", "ip", "prev_hash", "hash")})
+        rows.append({c: getattr(entry, c) for c in ("seq", *CONTENT, "prev_hash", "hash")})
     session.execute(AuditEntry.__table__.insert(), rows)
     session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=prev_hash),
                     execution_options={"synchronize_session": False})
