@@ -236,6 +236,22 @@ def test_every_booking_is_audited_with_position_before_and_after(db, users, loan
     assert after["amount"] == "8884.88" and after["utr"] == "666666666666"
 
 
+def test_a_payment_dated_before_money_already_applied_is_replayed_ahead_of_it(db, users, loan):
+    today = pay(db, users["col"], amount="8884.88", mode="UPI", reference="777777777771")
+    earlier = pay(db, users["col"], amount="8884.88", mode="UPI", reference="777777777772", value_date="2026-06-10")
+    again = pay(db, users["col"], amount="100", mode="UPI", reference="777777777773")
+    assert earlier.posted  # five days back: within the backdating threshold
+    by_payment = dict(db.execute(
+        select(Allocation.payment_id, func.min(Allocation.instalment_id)).group_by(Allocation.payment_id)).all())
+    seq_of = {i.id: i.seq for i in loan.instalments}
+    # Allocation follows value dates: the 10 Jun payment now pays instalment 1, the one booked first instalment 2.
+    assert seq_of[by_payment[earlier.payment.id]] == 1 and seq_of[by_payment[today.payment.id]] == 2
+    flags = {e.entity_id: json.loads(e.after)["replayed_out_of_order"]
+             for e in db.scalars(select(AuditEntry).where(AuditEntry.action == "payment.posted"))}
+    assert flags == {today.payment.reference: False, earlier.payment.reference: True, again.payment.reference: False}
+    assert loan.overdue_paise == 5 * EMI - 2 * EMI - 10_000
+
+
 def test_database_refuses_edits_of_payments_and_decided_approvals(db, users, loan):
     booked = pay(db, users["col"], amount="100")
     held = pay(db, users["col"], amount="100", value_date="2026-06-01")

@@ -47,12 +47,14 @@ def claim(session: Session, key: str | None, owner, request_fingerprint: str) ->
               "content_type": ""}
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(IdempotencyRecord).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    # RETURNING the entity: the claimed record comes back as an ORM object, without reading it again.
+    statement = (insert(IdempotencyRecord).values(**values).on_conflict_do_nothing(index_elements=["key"])
+                 .returning(IdempotencyRecord))
     try:
         with session.begin_nested():
             if dialect == "postgresql":
                 session.execute(text(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT}'"))
-            inserted = session.execute(statement.returning(IdempotencyRecord.id)).scalar()
+            inserted = session.scalars(statement).first()
             if dialect == "postgresql":
                 session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
     except (OperationalError, DBAPIError) as error:
@@ -61,7 +63,7 @@ def claim(session: Session, key: str | None, owner, request_fingerprint: str) ->
                            code="idempotency_in_flight") from None
         raise
     if inserted is not None:
-        return Claim(session.get(IdempotencyRecord, inserted), replay=False)
+        return Claim(inserted, replay=False)
     record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
     if record.owner_id != owner_id or record.fingerprint != request_fingerprint:
         raise ValidationError("This idempotency key was already used for a different request.",

@@ -22,7 +22,7 @@ from webapp.models import Approval, Borrower, Loan, Payment, Reversal
 from webapp.models.payments import MODES, RELEASED_STATUSES
 from webapp.permissions import Perm, loan_visible, require
 from webapp.services import audit, loans, replay
-from webapp.services.ledger import Position
+from webapp.services.ledger import Position, Receipt
 
 # Income-tax Act s.269ST: cash of ₹2,00,000 or more from one person in one day is not allowed.
 CASH_DAILY_LIMIT_PAISE = 2_00_000_00
@@ -124,7 +124,8 @@ def record_payment(session: Session, actor, loan_number: str, raw: Mapping[str, 
         raise Conflict(f"Loan {loan.loan_number} is closed; it takes no more payments.", code="loan_closed")
     today = clock.today_ist()
     entry = parse_payment(raw, loan, today)
-    before = replay.live_position(session, loan)
+    receipts = replay.receipts_of(session, loan)  # read once, under the loan's lock
+    before = replay.position_for(loan, receipts)
     payable = sum(row.unpaid for row in before.instalments) - before.advance_paise
     if entry.amount_paise > payable:
         raise ValidationError("The payment is not valid.", fields={
@@ -138,6 +139,7 @@ def record_payment(session: Session, actor, loan_number: str, raw: Mapping[str, 
         amount_paise=entry.amount_paise, mode=entry.mode, utr=entry.utr, cheque_bank=entry.cheque_bank,
         receipt_number=entry.receipt_number, value_date=entry.value_date,
         status="PENDING_APPROVAL" if backdated else "POSTED", recorded_by_id=getattr(actor, "id", None),
+        reversals=[],  # a new payment has none: known without asking the database
     )
     _insert(session, payment, entry)
     facts = describe(payment)
@@ -150,14 +152,12 @@ def record_payment(session: Session, actor, loan_number: str, raw: Mapping[str, 
                      after={**facts, "approval_id": approval.id,
                             "days_back": (today - entry.value_date).days}, branch_id=loan.branch_id)
         return Booked(payment, approval, None)
-    out_of_order = session.scalar(
-        select(func.count()).select_from(Payment).where(
-            Payment.loan_id == loan.id, Payment.status == "POSTED", Payment.id != payment.id,
-            Payment.value_date > entry.value_date))
-    after = replay.replay(session, loan)
+    # Money already applied with a later value date is re-allocated behind this payment.
+    out_of_order = any(receipt.value_date > entry.value_date for receipt in receipts)
+    after = replay.replay(session, loan, receipts + [Receipt(payment.id, entry.value_date, entry.amount_paise)])
     audit.record(session, actor, "payment.posted", "payment", payment.reference,
                  before={"loan": replay.snapshot(before)},
-                 after={**facts, "loan": replay.snapshot(after), "replayed_out_of_order": bool(out_of_order)},
+                 after={**facts, "loan": replay.snapshot(after), "replayed_out_of_order": out_of_order},
                  branch_id=loan.branch_id)
     return Booked(payment, None, after)
 

@@ -68,9 +68,12 @@ def stored_snapshot(loan: Loan) -> dict:
     }
 
 
-def replay(session: Session, loan: Loan) -> ledger.Position:
-    """Re-run allocation for this loan from its first payment and store everything derived from it."""
-    position = live_position(session, loan)
+def replay(session: Session, loan: Loan, receipts: list[ledger.Receipt] | None = None) -> ledger.Position:
+    """Re-run allocation for this loan from its first payment and store everything derived from it.
+
+    `receipts`: the loan's receipts when the caller already holds them under the loan's lock (a booking adds
+    its payment to those it read); otherwise they are read here."""
+    position = live_position(session, loan) if receipts is None else position_for(loan, receipts)
     loan.outstanding_principal_paise = position.outstanding_principal_paise
     loan.overdue_paise = position.overdue_paise
     loan.overdue_since = position.overdue_since
