@@ -124,6 +124,26 @@ def test_reversal_request_goes_to_the_inbox(login_as, db, loan):
     assert refused.status_code == 403
 
 
+def test_loan_page_shows_each_payment_once_with_its_reversals_approved_and_pending(login_as, db, loan):
+    manager = login_as("mgr")
+    for utr in ("131313131313", "141414141414"):
+        manager.post("/loans/KL1/payments", data={**payment_form(manager), "amount": "100", "mode": "UPI", "reference": utr})
+    reversed_one = db.scalar(select(Payment.reference).where(Payment.utr == "131313131313"))
+    for amount in ("40", "25"):
+        manager.post(f"/payments/{reversed_one}/reversals",
+                     data={"csrf_token": csrf_token(manager, "/loans/KL1"), "amount": amount, "reason": "DUPLICATE", "note": ""})
+    first = db.scalar(select(Approval.id).where(Approval.reversal_id.is_not(None)).order_by(Approval.id))
+    finance = login_as("fin")
+    finance.post("/approvals/decide", data={"csrf_token": csrf_token(finance, "/approvals/"), "approval_id": first,
+                                            "action": "approve", "reason": "bank confirmed"})
+    page = login_as("mgr").get("/loans/KL1").get_data(as_text=True)
+    rows = re.findall(r'<tr data-payment="(KP\w+)">(.*?)</tr>', page, re.S)
+    assert sorted(reference for reference, _ in rows) == sorted(db.scalars(select(Payment.reference)))
+    cells = dict(rows)
+    assert '"num">₹40.00<br><small class="muted">₹25.00 awaiting approval</small>' in cells[reversed_one]
+    assert all("awaiting approval" not in row for reference, row in rows if reference != reversed_one)
+
+
 def test_receipt_page_is_scoped(login_as, db, loan, make_loan):
     client = login_as("col")
     client.post("/loans/KL1/payments", data={**payment_form(client), "amount": "10", "mode": "CASH",
