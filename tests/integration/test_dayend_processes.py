@@ -18,9 +18,9 @@ from webapp import clock, create_app
 from webapp import db as kisht_db
 from webapp.config import ROOT
 from jobs import dayend as job
-from webapp.models import CronRun, DayendPosition
+from webapp.models import CronRun, DayendPosition, Loan, User
 from webapp.permissions import SystemActor
-from webapp.services import dayend, flags, loans, org
+from webapp.services import dayend, flags, loans, org, payments, replay
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 LOANS = 200
@@ -216,3 +216,30 @@ def test_a_batch_failing_in_parallel_fails_the_run_and_a_rerun_completes(databas
     monkeypatch.setattr(dayend, "process_batch", real)
     rerun = run_inline(app, day, parallel=2)
     assert rerun.status == "SUCCEEDED" and rerun.attempt == 2 and len(day_rows(app, day)) == LOANS
+
+
+def test_a_payment_booked_while_its_batch_runs_keeps_the_position_it_stored(database):
+    """Day-end reads a batch, then writes it: a payment committed in between has already stored the loan's
+    newer position (its own replay), which the batch must not overwrite with what it read before."""
+    app, _ = database
+    day = clock.last_business_date()
+    with app.app_context():
+        with kisht_db.new_session() as batch, kisht_db.new_session() as desk:
+            loan = desk.scalar(select(Loan).where(Loan.loan_number == "KLX0199"))
+            statements = dayend.statements_for(batch)
+            dayend.ensure_partition(batch, day)
+            dayend.compute_batch(batch, day, loan.id, loan.id + 1, statements)
+            before = loan.overdue_paise
+            payments.record_payment(desk, desk.scalar(select(User).where(User.username == "col")), "KLX0199",
+                                    {"amount": "8884.88", "mode": "UPI", "reference": "515151515151"})
+            desk.commit()
+            stored = dayend.store_batch(batch, day, loan.id, loan.id + 1, statements)
+            batch.commit()
+        with kisht_db.new_session() as session:
+            loan = session.get(Loan, loan.id)
+            live = replay.live_position(session, loan)
+            history = session.scalar(select(DayendPosition).where(DayendPosition.loan_id == loan.id,
+                                                                  DayendPosition.business_date == day))
+    assert stored.loans == 1 and history is not None  # the batch did its work: the official row for the day
+    assert loan.overdue_paise == live.overdue_paise == before - 888_488
+    assert (loan.overdue_since, loan.asset_class, loan.bucket) == (live.overdue_since, live.asset_class, live.bucket)

@@ -194,7 +194,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work (
     loan_id INTEGER PRIMARY KEY, branch_id INTEGER, dpd INTEGER, asset_class VARCHAR(8), bucket VARCHAR(16),
     overdue_paise BIGINT, overdue_since DATE, class_since DATE, prior_class VARCHAR(8), existing_class VARCHAR(8),
     live_since DATE, live_class VARCHAR(8), live_bucket VARCHAR(16), live_overdue BIGINT, r_live BIGINT,
-    falling_due INTEGER
+    falling_due INTEGER, seen_version VARCHAR(16)
 )"""
 
 
@@ -203,6 +203,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work (
 # loan's own columns are joined (measured on a million loans: docs/performance.md).
 def _compute_sql(dialect: str, buckets: str) -> str:
     d = "CAST(:d AS DATE)" if dialect == "postgresql" else ":d"
+    seen_version = "CAST(l.xmin AS TEXT)" if dialect == "postgresql" else "NULL"  # see the "loans" statement
     return f"""
 INSERT INTO dayend_work
 WITH reversed AS (
@@ -233,7 +234,7 @@ WITH reversed AS (
     WHERE i.loan_id >= :lo AND i.loan_id < :hi
     GROUP BY i.loan_id
 ), pos AS (
-    SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due,
+    SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due, {seen_version} AS seen_version,
            CASE WHEN l.position_date <= :d THEN l.asset_class END AS stored_class,
            {dpd_sql(d, 'oldest_day', dialect)} AS dpd,
            CASE WHEN due_to_d > r_day THEN due_to_d - r_day ELSE 0 END AS overdue,
@@ -256,7 +257,7 @@ WITH reversed AS (
 SELECT loan_id, branch_id, dpd, asset_class, {_bucket_sql('dpd', buckets)}, overdue, oldest_day,
        CASE WHEN prior_class = asset_class AND prior_since IS NOT NULL THEN prior_since ELSE {d} END,
        prior_class, existing_class,
-       oldest_live, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live, falling_due
+       oldest_live, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live, falling_due, seen_version
 FROM classed
 """
 
@@ -274,14 +275,18 @@ def _statements(dialect: str) -> dict[str, str]:
             INSERT INTO dayend_positions (business_date, loan_id, dpd, asset_class, bucket, overdue_paise,
                                           overdue_since, class_since)
             SELECT :d, loan_id, dpd, asset_class, bucket, overdue_paise, overdue_since, class_since FROM dayend_work""",
+        # A loan whose row changed after "compute" read it (a payment booked meanwhile, which stored its own
+        # newer position) keeps what it has: PostgreSQL re-checks this condition on the row's latest version.
+        # SQLite needs no such check: a write after another connection's commit fails the batch instead.
         "loans": """
             UPDATE loans SET overdue_since = w.live_since, asset_class = w.live_class, bucket = w.live_bucket,
                    overdue_paise = w.live_overdue, position_date = :d
             FROM dayend_work w
             WHERE loans.id = w.loan_id AND loans.id >= :lo AND loans.id < :hi AND loans.status = 'ACTIVE'
               AND (loans.overdue_since {distinct} w.live_since OR loans.asset_class <> w.live_class
-                   OR loans.bucket <> w.live_bucket OR loans.overdue_paise <> w.live_overdue)""".format(
-            distinct="IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"),
+                   OR loans.bucket <> w.live_bucket OR loans.overdue_paise <> w.live_overdue){unchanged}""".format(
+            distinct="IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT",
+            unchanged=" AND CAST(loans.xmin AS TEXT) = w.seen_version" if dialect == "postgresql" else ""),
         "instalments": f"""
             UPDATE instalments SET
                 status = CASE WHEN w.r_live >= instalments.cumulative_due_paise THEN 'PAID'
@@ -313,23 +318,34 @@ class BatchResult:
 
 def process_batch(session: Session, business_date: date, low: int, high: int, statements: dict[str, str]) -> BatchResult:
     """Compute and store one id range's day-end; the caller commits."""
+    compute_batch(session, business_date, low, high, statements)
+    return store_batch(session, business_date, low, high, statements)
+
+
+def _run(session: Session, statements: dict[str, str], name: str, business_date: date, low: int, high: int):
     params = {"d": business_date, "prev": business_date - timedelta(days=1), "lo": low, "hi": high}
+    statement = text(statements[name]).bindparams(
+        *[bindparam(k, type_=Date) for k in ("d", "prev") if f":{k}" in statements[name]])
+    return session.execute(statement, params)
+
+
+def compute_batch(session: Session, business_date: date, low: int, high: int, statements: dict[str, str]) -> None:
+    """Read the range's money and dues into the work table (nothing is written to the portfolio yet)."""
     session.execute(text(WORK_TABLE))
-
-    def run(name, **extra):
-        statement = text(statements[name]).bindparams(
-            *[bindparam(k, type_=Date) for k in ("d", "prev") if f":{k}" in statements[name]])
-        return session.execute(statement, {**params, **extra})
-
-    run("done")  # a previous batch in this connection may have left rows behind
-    run("compute")
+    _run(session, statements, "done", business_date, low, high)  # a previous batch in this connection may have left rows
+    _run(session, statements, "compute", business_date, low, high)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("ANALYZE dayend_work"))  # a temporary table has no statistics until analysed
-    run("clear")
-    run("history")
-    run("loans")
-    run("instalments")
-    run("promises")
+
+
+def store_batch(session: Session, business_date: date, low: int, high: int, statements: dict[str, str]) -> BatchResult:
+    """Write what compute_batch found: the history rows, the loans' live positions, instalments that fell
+    due, promises settled, class changes audited."""
+    def run(name):
+        return _run(session, statements, name, business_date, low, high)
+
+    for name in ("clear", "history", "loans", "instalments", "promises"):
+        run(name)
     changes = run("transitions").all()
     audit.record_many(session, SYSTEM, "dayend.class_changed", "loan", [
         (loan_id, {"asset_class": before}, {"asset_class": after, "dpd": dpd, "overdue": money.as_str(overdue),
