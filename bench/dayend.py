@@ -163,7 +163,7 @@ def snapshot_before(url: str, business_date) -> dict:
         for table in REWIND_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute("CREATE TABLE bench_rewind_loans AS SELECT id, overdue_since, asset_class, bucket, overdue_paise, "
-                     "position_date FROM loans WHERE status = 'ACTIVE'")
+                     "outstanding_principal_paise, position_date FROM loans WHERE status = 'ACTIVE'")
         conn.execute("CREATE TABLE bench_rewind_instalments AS SELECT id, status, principal_paid_paise, "
                      "interest_paid_paise FROM instalments WHERE status = 'DUE' AND due_date <= %s", (business_date,))
         for table in REWIND_TABLES:
@@ -180,10 +180,13 @@ def rewind(url: str) -> dict:
             return {}
         loans = conn.execute("""
             UPDATE loans l SET overdue_since = r.overdue_since, asset_class = r.asset_class, bucket = r.bucket,
-                   overdue_paise = r.overdue_paise, position_date = r.position_date
+                   overdue_paise = r.overdue_paise, outstanding_principal_paise = r.outstanding_principal_paise,
+                   position_date = r.position_date
             FROM bench_rewind_loans r
-            WHERE l.id = r.id AND (l.overdue_since, l.asset_class, l.bucket, l.overdue_paise, l.position_date)
-                  IS DISTINCT FROM (r.overdue_since, r.asset_class, r.bucket, r.overdue_paise, r.position_date)""").rowcount
+            WHERE l.id = r.id AND (l.overdue_since, l.asset_class, l.bucket, l.overdue_paise,
+                                   l.outstanding_principal_paise, l.position_date)
+                  IS DISTINCT FROM (r.overdue_since, r.asset_class, r.bucket, r.overdue_paise,
+                                    r.outstanding_principal_paise, r.position_date)""").rowcount
         instalments = conn.execute("""
             UPDATE instalments i SET status = r.status, principal_paid_paise = r.principal_paid_paise,
                    interest_paid_paise = r.interest_paid_paise

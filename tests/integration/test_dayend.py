@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from jobs import dayend as job
 from webapp import clock
 from webapp.models import AuditEntry, CronRun, DayendPosition, Loan
-from webapp.services import dayend, flags, payments
+from webapp.services import dayend, flags, payments, replay
 from webapp.permissions import SystemActor
 
 FIRST_DUE = date(2026, 2, 5)
@@ -87,6 +87,23 @@ def test_value_date_cut_off_and_the_live_position(db, users, loan, today):
     assert official(db, loan, day).dpd == 6  # the day-end of D counts money with value date <= D only
     db.refresh(loan)
     assert (loan.dpd, loan.asset_class) == (0, "STANDARD")  # screens show the live position
+
+
+@pytest.mark.parametrize("advance", ["13327.32", "500"])  # one and a half EMIs; less than the first interest
+def test_an_advance_applied_at_day_end_lowers_the_outstanding_principal_as_a_replay_does(db, users, loan, today,
+                                                                                         advance):
+    today(FIRST_DUE - timedelta(days=3))
+    pay(db, users["col"], FIRST_DUE - timedelta(days=3), advance, "100000000005")  # before anything is due
+    db.refresh(loan)
+    assert loan.outstanding_principal_paise == 10_000_000  # held as advance: nothing applied yet
+    today(FIRST_DUE + timedelta(days=1))
+    assert job.run_dayend(FIRST_DUE).status == "SUCCEEDED"  # the first EMI falls due: the advance pays it
+    db.expire_all()
+    live = replay.live_position(db, loan)
+    first = loan.instalments[0]
+    assert (first.status, first.principal_paid_paise) == (live.instalments[0].status, live.instalments[0].principal_paid)
+    assert loan.outstanding_principal_paise == live.outstanding_principal_paise == 10_000_000 - first.principal_paid_paise
+    assert (loan.overdue_paise, loan.asset_class) == (live.overdue_paise, live.asset_class)
 
 
 def test_second_run_refused_forced_run_identical(db, loan):

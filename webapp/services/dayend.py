@@ -9,7 +9,10 @@ Set-based SQL over loan-id ranges (never a Python loop per loan), the same on Po
   read from the previous day-end's row (runs go date by date). Where there is none (the first run, a gap),
   the class stored on the loan serves, if it describes a date no later than D;
 * the same pass computes the live position (all money received so far) that screens sort by, and marks
-  instalments that fell due as paid, part-paid or overdue.
+  instalments that fell due as paid, part-paid or overdue. Money held as advance pays an instalment when it
+  falls due, so the loan's outstanding principal is stored again too, as a replay would store it;
+* a batch reads, then writes: a loan a payment changed in between keeps the position that payment's own
+  replay stored (PostgreSQL; on SQLite the batch's write fails instead and the run can be repeated).
 
 Each batch is its own transaction. A run is a CronRun row; this module keeps its bookkeeping, and the
 job in jobs/dayend.py drives the batches, the lock and the kill switch.
@@ -194,14 +197,15 @@ CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work (
     loan_id INTEGER PRIMARY KEY, branch_id INTEGER, dpd INTEGER, asset_class VARCHAR(8), bucket VARCHAR(16),
     overdue_paise BIGINT, overdue_since DATE, class_since DATE, prior_class VARCHAR(8), existing_class VARCHAR(8),
     live_since DATE, live_class VARCHAR(8), live_bucket VARCHAR(16), live_overdue BIGINT, r_live BIGINT,
-    falling_due INTEGER, seen_version VARCHAR(16)
+    falling_due INTEGER, live_outstanding BIGINT, seen_version VARCHAR(16)
 )"""
 
 
 # Every table a batch touches gets the batch's id range, so the planner reads each one by range instead of
 # probing it once per loan; money and dues are aggregated by loan id alone, in index order, before the
 # loan's own columns are joined (measured on a million loans: docs/performance.md).
-def _compute_sql(dialect: str, buckets: str) -> str:
+def _compute_sql(dialect: str, buckets: str, principal_paid: str) -> str:
+    """`principal_paid`: the principal an instalment falling due now receives (_paid_split_sql)."""
     d = "CAST(:d AS DATE)" if dialect == "postgresql" else ":d"
     seen_version = "CAST(l.xmin AS TEXT)" if dialect == "postgresql" else "NULL"  # see the "loans" statement
     return f"""
@@ -228,13 +232,18 @@ WITH reversed AS (
            MIN(CASE WHEN i.due_date <= :d AND i.cumulative_due_paise > COALESCE(r.r_live, 0)
                     THEN i.due_date END) AS oldest_live,
            COALESCE(MAX(r.r_day), 0) AS r_day, COALESCE(MAX(r.r_live), 0) AS r_live,
-           COUNT(CASE WHEN i.status = 'DUE' AND i.due_date <= :d THEN 1 END) AS falling_due
+           COUNT(CASE WHEN i.status = 'DUE' AND i.due_date <= :d THEN 1 END) AS falling_due,
+           -- principal still owed once the instalments falling due have taken the money held for them
+           SUM(i.principal_due_paise - CASE WHEN i.status = 'DUE' AND i.due_date <= :d
+                                            THEN {principal_paid.replace('w.r_live', 'COALESCE(r.r_live, 0)')}
+                                            ELSE i.principal_paid_paise END) AS live_outstanding
     FROM instalments i
     LEFT JOIN received r ON r.loan_id = i.loan_id
     WHERE i.loan_id >= :lo AND i.loan_id < :hi
     GROUP BY i.loan_id
 ), pos AS (
-    SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due, {seen_version} AS seen_version,
+    SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due, live_outstanding,
+           {seen_version} AS seen_version,
            CASE WHEN l.position_date <= :d THEN l.asset_class END AS stored_class,
            {dpd_sql(d, 'oldest_day', dialect)} AS dpd,
            CASE WHEN due_to_d > r_day THEN due_to_d - r_day ELSE 0 END AS overdue,
@@ -257,7 +266,8 @@ WITH reversed AS (
 SELECT loan_id, branch_id, dpd, asset_class, {_bucket_sql('dpd', buckets)}, overdue, oldest_day,
        CASE WHEN prior_class = asset_class AND prior_since IS NOT NULL THEN prior_since ELSE {d} END,
        prior_class, existing_class,
-       oldest_live, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live, falling_due, seen_version
+       oldest_live, live_class, {_bucket_sql('live_dpd', buckets)}, live_overdue, r_live, falling_due, live_outstanding,
+       seen_version
 FROM classed
 """
 
@@ -269,7 +279,7 @@ def _statements(dialect: str) -> dict[str, str]:
     least = "LEAST" if dialect == "postgresql" else "MIN"
     interest, principal = interest.replace("MIN_", least), principal.replace("MIN_", least)
     return {
-        "compute": _compute_sql(dialect, config["BUCKETS"]),
+        "compute": _compute_sql(dialect, config["BUCKETS"], principal),
         "clear": "DELETE FROM dayend_positions WHERE business_date = :d AND loan_id >= :lo AND loan_id < :hi",
         "history": """
             INSERT INTO dayend_positions (business_date, loan_id, dpd, asset_class, bucket, overdue_paise,
@@ -280,11 +290,12 @@ def _statements(dialect: str) -> dict[str, str]:
         # SQLite needs no such check: a write after another connection's commit fails the batch instead.
         "loans": """
             UPDATE loans SET overdue_since = w.live_since, asset_class = w.live_class, bucket = w.live_bucket,
-                   overdue_paise = w.live_overdue, position_date = :d
+                   overdue_paise = w.live_overdue, outstanding_principal_paise = w.live_outstanding, position_date = :d
             FROM dayend_work w
             WHERE loans.id = w.loan_id AND loans.id >= :lo AND loans.id < :hi AND loans.status = 'ACTIVE'
               AND (loans.overdue_since {distinct} w.live_since OR loans.asset_class <> w.live_class
-                   OR loans.bucket <> w.live_bucket OR loans.overdue_paise <> w.live_overdue){unchanged}""".format(
+                   OR loans.bucket <> w.live_bucket OR loans.overdue_paise <> w.live_overdue
+                   OR loans.outstanding_principal_paise <> w.live_outstanding){unchanged}""".format(
             distinct="IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT",
             unchanged=" AND CAST(loans.xmin AS TEXT) = w.seen_version" if dialect == "postgresql" else ""),
         "instalments": f"""
