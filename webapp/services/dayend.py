@@ -233,16 +233,16 @@ WITH reversed AS (
                     THEN i.due_date END) AS oldest_live,
            COALESCE(MAX(r.r_day), 0) AS r_day, COALESCE(MAX(r.r_live), 0) AS r_live,
            COUNT(CASE WHEN i.status = 'DUE' AND i.due_date <= :d THEN 1 END) AS falling_due,
-           -- principal still owed once the instalments falling due have taken the money held for them
-           SUM(i.principal_due_paise - CASE WHEN i.status = 'DUE' AND i.due_date <= :d
-                                            THEN {principal_paid.replace('w.r_live', 'COALESCE(r.r_live, 0)')}
-                                            ELSE i.principal_paid_paise END) AS live_outstanding
+           -- the principal that money held as advance pays as instalments fall due
+           SUM(CASE WHEN i.status = 'DUE' AND i.due_date <= :d
+                    THEN {principal_paid.replace('w.r_live', 'COALESCE(r.r_live, 0)')} END) AS principal_applied
     FROM instalments i
     LEFT JOIN received r ON r.loan_id = i.loan_id
     WHERE i.loan_id >= :lo AND i.loan_id < :hi
     GROUP BY i.loan_id
 ), pos AS (
-    SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due, live_outstanding,
+    SELECT dues.loan_id, l.branch_id, oldest_day, r_live, falling_due,
+           l.outstanding_principal_paise - COALESCE(principal_applied, 0) AS live_outstanding,
            {seen_version} AS seen_version,
            CASE WHEN l.position_date <= :d THEN l.asset_class END AS stored_class,
            {dpd_sql(d, 'oldest_day', dialect)} AS dpd,
