@@ -177,17 +177,19 @@ def _bucket_sql(dpd: str, spec: str) -> str:
     return "CASE " + " ".join(arms) + " END"
 
 
-def _paid_split_sql(order: tuple[str, ...]) -> tuple[str, str]:
-    """Interest and principal paid of an instalment that just fell due, from the money applied to it."""
-    applied = ("CASE WHEN w.r_live >= i.cumulative_due_paise THEN i.principal_due_paise + i.interest_due_paise "
-               "WHEN w.r_live > i.cumulative_due_paise - i.principal_due_paise - i.interest_due_paise "
-               "THEN w.r_live - (i.cumulative_due_paise - i.principal_due_paise - i.interest_due_paise) ELSE 0 END")
+def _paid_split_sql(order: tuple[str, ...], dialect: str, received: str, i: str) -> tuple[str, str]:
+    """Interest and principal paid of instalment `i` (a table name or alias) that just fell due, from the
+    loan's money `received` (an SQL expression) applied oldest first."""
+    least = "LEAST" if dialect == "postgresql" else "MIN"
+    before = f"{i}.cumulative_due_paise - {i}.principal_due_paise - {i}.interest_due_paise"  # due ahead of it
+    applied = (f"CASE WHEN {received} >= {i}.cumulative_due_paise THEN {i}.principal_due_paise + {i}.interest_due_paise "
+               f"WHEN {received} > {before} THEN {received} - ({before}) ELSE 0 END")
     first = [c for c in order if c != "charges"][0]
     if first == "interest":
-        interest = f"MIN_({applied}, i.interest_due_paise)"
+        interest = f"{least}({applied}, {i}.interest_due_paise)"
         principal = f"({applied}) - {interest}"
     else:
-        principal = f"MIN_({applied}, i.principal_due_paise)"
+        principal = f"{least}({applied}, {i}.principal_due_paise)"
         interest = f"({applied}) - {principal}"
     return interest, principal
 
@@ -204,9 +206,9 @@ CREATE TEMPORARY TABLE IF NOT EXISTS dayend_work (
 # Every table a batch touches gets the batch's id range, so the planner reads each one by range instead of
 # probing it once per loan; money and dues are aggregated by loan id alone, in index order, before the
 # loan's own columns are joined (measured on a million loans: docs/performance.md).
-def _compute_sql(dialect: str, buckets: str, principal_paid: str) -> str:
-    """`principal_paid`: the principal an instalment falling due now receives (_paid_split_sql)."""
+def _compute_sql(dialect: str, buckets: str, order: tuple[str, ...]) -> str:
     d = "CAST(:d AS DATE)" if dialect == "postgresql" else ":d"
+    _, principal_paid = _paid_split_sql(order, dialect, "COALESCE(r.r_live, 0)", "i")
     seen_version = "CAST(l.xmin AS TEXT)" if dialect == "postgresql" else "NULL"  # see the "loans" statement
     return f"""
 INSERT INTO dayend_work
@@ -235,7 +237,7 @@ WITH reversed AS (
            COUNT(CASE WHEN i.status = 'DUE' AND i.due_date <= :d THEN 1 END) AS falling_due,
            -- the principal that money held as advance pays as instalments fall due
            SUM(CASE WHEN i.status = 'DUE' AND i.due_date <= :d
-                    THEN {principal_paid.replace('w.r_live', 'COALESCE(r.r_live, 0)')} END) AS principal_applied
+                    THEN {principal_paid} END) AS principal_applied
     FROM instalments i
     LEFT JOIN received r ON r.loan_id = i.loan_id
     WHERE i.loan_id >= :lo AND i.loan_id < :hi
@@ -275,11 +277,9 @@ FROM classed
 def _statements(dialect: str) -> dict[str, str]:
     """The batch's SQL for this database and configuration (built once per run)."""
     config = current_app.config
-    interest, principal = _paid_split_sql(config["ALLOCATION_ORDER"])
-    least = "LEAST" if dialect == "postgresql" else "MIN"
-    interest, principal = interest.replace("MIN_", least), principal.replace("MIN_", least)
+    interest, principal = _paid_split_sql(config["ALLOCATION_ORDER"], dialect, "w.r_live", "instalments")
     return {
-        "compute": _compute_sql(dialect, config["BUCKETS"], principal),
+        "compute": _compute_sql(dialect, config["BUCKETS"], config["ALLOCATION_ORDER"]),
         "clear": "DELETE FROM dayend_positions WHERE business_date = :d AND loan_id >= :lo AND loan_id < :hi",
         "history": """
             INSERT INTO dayend_positions (business_date, loan_id, dpd, asset_class, bucket, overdue_paise,
@@ -304,8 +304,8 @@ def _statements(dialect: str) -> dict[str, str]:
                               WHEN w.r_live > instalments.cumulative_due_paise - instalments.principal_due_paise
                                               - instalments.interest_due_paise THEN 'PARTIALLY_PAID'
                               ELSE 'OVERDUE' END,
-                interest_paid_paise = {interest.replace('i.', 'instalments.')},
-                principal_paid_paise = {principal.replace('i.', 'instalments.')}
+                interest_paid_paise = {interest},
+                principal_paid_paise = {principal}
             FROM dayend_work w
             WHERE instalments.loan_id = w.loan_id AND w.falling_due > 0
               AND instalments.loan_id >= :lo AND instalments.loan_id < :hi
@@ -333,18 +333,23 @@ def process_batch(session: Session, business_date: date, low: int, high: int, st
     return store_batch(session, business_date, low, high, statements)
 
 
-def _run(session: Session, statements: dict[str, str], name: str, business_date: date, low: int, high: int):
+def _runner(session: Session, statements: dict[str, str], business_date: date, low: int, high: int):
+    """run(name): execute one of the batch's statements with its date and id range."""
     params = {"d": business_date, "prev": business_date - timedelta(days=1), "lo": low, "hi": high}
-    statement = text(statements[name]).bindparams(
-        *[bindparam(k, type_=Date) for k in ("d", "prev") if f":{k}" in statements[name]])
-    return session.execute(statement, params)
+
+    def run(name: str):
+        statement = text(statements[name]).bindparams(
+            *[bindparam(k, type_=Date) for k in ("d", "prev") if f":{k}" in statements[name]])
+        return session.execute(statement, params)
+    return run
 
 
 def compute_batch(session: Session, business_date: date, low: int, high: int, statements: dict[str, str]) -> None:
     """Read the range's money and dues into the work table (nothing is written to the portfolio yet)."""
+    run = _runner(session, statements, business_date, low, high)
     session.execute(text(WORK_TABLE))
-    _run(session, statements, "done", business_date, low, high)  # a previous batch in this connection may have left rows
-    _run(session, statements, "compute", business_date, low, high)
+    run("done")  # a previous batch in this connection may have left rows behind
+    run("compute")
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("ANALYZE dayend_work"))  # a temporary table has no statistics until analysed
 
@@ -352,9 +357,7 @@ def compute_batch(session: Session, business_date: date, low: int, high: int, st
 def store_batch(session: Session, business_date: date, low: int, high: int, statements: dict[str, str]) -> BatchResult:
     """Write what compute_batch found: the history rows, the loans' live positions, instalments that fell
     due, promises settled, class changes audited."""
-    def run(name):
-        return _run(session, statements, name, business_date, low, high)
-
+    run = _runner(session, statements, business_date, low, high)
     for name in ("clear", "history", "loans", "instalments", "promises"):
         run(name)
     changes = run("transitions").all()
