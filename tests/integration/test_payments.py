@@ -252,6 +252,33 @@ def test_a_payment_dated_before_money_already_applied_is_replayed_ahead_of_it(db
     assert loan.overdue_paise == 5 * EMI - 2 * EMI - 10_000
 
 
+def test_allocations_are_what_a_replay_allocates_and_a_later_payment_leaves_earlier_rows_alone(db, users, loan):
+    def rows():
+        return {r.id: (r.payment_id, r.instalment_id, r.component, r.amount_paise)
+                for r in db.scalars(select(Allocation).where(Allocation.loan_id == loan.id))}
+
+    def replayed():
+        seq_to_id = {i.seq: i.id for i in loan.instalments}
+        return sorted((a.key, seq_to_id[a.seq], a.component, a.amount_paise)
+                      for a in replay.live_position(db, loan).allocations)
+
+    pay(db, users["col"], amount="8884.88", mode="UPI", reference="888888888881", value_date="2026-06-12")
+    first = rows()
+    pay(db, users["col"], amount="5000", mode="UPI", reference="888888888882")
+    after_in_order = rows()
+    assert first.items() <= after_in_order.items()  # same ids, same amounts: not deleted and written again
+    assert sorted(after_in_order.values()) == replayed()
+
+    # Dated before both: instalment 1 moves to it, so the earlier rows change, and only what a replay says stays.
+    earlier = pay(db, users["col"], amount="8884.88", mode="UPI", reference="888888888883", value_date="2026-06-10")
+    after_backdated = rows()
+    assert sorted(after_backdated.values()) == replayed()
+    assert not first.items() <= after_backdated.items()
+    assert {a for a in after_backdated.values() if a[0] == earlier.payment.id} == {
+        (earlier.payment.id, loan.instalments[0].id, "interest", 100_000),
+        (earlier.payment.id, loan.instalments[0].id, "principal", EMI - 100_000)}
+
+
 def test_database_refuses_edits_of_payments_and_decided_approvals(db, users, loan):
     booked = pay(db, users["col"], amount="100")
     held = pay(db, users["col"], amount="100", value_date="2026-06-01")

@@ -132,7 +132,8 @@ class Approval(Base):
 
 
 class Allocation(Base):
-    """Derived: which payment paid which component of which instalment. Rewritten by every replay."""
+    """Derived: which payment paid which component of which instalment. Every replay makes them what it
+    allocates, rewriting only the rows that differ."""
 
     __tablename__ = "allocations"
 

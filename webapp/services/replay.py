@@ -5,6 +5,8 @@ derived, rewritten for the one loan whenever its money changes (DESIGN.md §3 "R
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -90,11 +92,26 @@ def replay(session: Session, loan: Loan, receipts: list[ledger.Receipt] | None =
         instalment.status = row.status
         instalment_ids[instalment.seq] = instalment.id
     session.flush()
-    session.execute(delete(Allocation).where(Allocation.loan_id == loan.id))
-    if position.allocations:
-        session.execute(
-            Allocation.__table__.insert(),
-            [{"loan_id": loan.id, "payment_id": a.key, "instalment_id": instalment_ids[a.seq],
-              "component": a.component, "amount_paise": a.amount_paise} for a in position.allocations],
-        )
+    _store_allocations(session, loan.id, [(a.key, instalment_ids[a.seq], a.component, a.amount_paise)
+                                          for a in position.allocations])
     return position
+
+
+def _store_allocations(session: Session, loan_id: int, wanted: list[tuple[int, int, str, int]]) -> None:
+    """Make the loan's allocation rows equal `wanted` (payment, instalment, component, paise), touching only
+    the rows that differ: a payment after all others adds its own rows and leaves the rest as they are."""
+    missing = Counter(wanted)
+    stale = []
+    for row_id, *allocation in session.execute(
+            select(Allocation.id, Allocation.payment_id, Allocation.instalment_id, Allocation.component,
+                   Allocation.amount_paise).where(Allocation.loan_id == loan_id)):
+        if missing[tuple(allocation)] > 0:
+            missing[tuple(allocation)] -= 1
+        else:
+            stale.append(row_id)
+    if stale:
+        session.execute(delete(Allocation).where(Allocation.id.in_(stale)))
+    if +missing:
+        session.execute(Allocation.__table__.insert(), [
+            {"loan_id": loan_id, "payment_id": payment_id, "instalment_id": instalment_id, "component": component,
+             "amount_paise": paise} for payment_id, instalment_id, component, paise in (+missing).elements()])
