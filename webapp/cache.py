@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from flask import current_app, has_app_context
 from flask_caching import Cache
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
@@ -30,7 +30,10 @@ def init_app(app) -> None:
     if not seconds:
         return  # enabled() is false: every value is computed
     # CACHE_IGNORE_ERRORS: a key another worker stored again between Redis's delete and its check is not an error.
-    settings = {"CACHE_DEFAULT_TIMEOUT": seconds, "CACHE_KEY_PREFIX": "kisht:aggregate:", "CACHE_IGNORE_ERRORS": True}
+    # Keys name the database: two deployments (or a copy of production) sharing a Redis never read each other's.
+    database = make_url(app.config["DATABASE_URL"]).render_as_string(hide_password=True)
+    prefix = f"kisht:aggregate:{hashlib.sha256(database.encode()).hexdigest()[:12]}:"
+    settings = {"CACHE_DEFAULT_TIMEOUT": seconds, "CACHE_KEY_PREFIX": prefix, "CACHE_IGNORE_ERRORS": True}
     if app.config["REDIS_URL"]:
         settings.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=app.config["REDIS_URL"])
     else:

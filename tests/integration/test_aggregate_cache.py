@@ -96,3 +96,21 @@ def test_each_page_and_each_scope_has_its_own_entry(db, users, make_loan, cachin
     assert again == [p.items for p in pages]
     other = pagination.paginate(db, query("KL0003"), 1, 2, reuse_large_pages=True)
     assert other.total == 3 and other.items == pages[1].items  # another value: another count, another page
+
+
+def test_two_databases_sharing_a_redis_never_read_each_others_values(service_app):
+    redis.Redis.from_url(REDIS_DB).flushdb()
+    saved = {k: service_app.config[k] for k in ("AGGREGATE_CACHE_SECONDS", "REDIS_URL", "DATABASE_URL")}
+    try:
+        def remembered_in(database_url: str, value: int) -> int:
+            service_app.config.update(AGGREGATE_CACHE_SECONDS=60, REDIS_URL=REDIS_DB, DATABASE_URL=database_url)
+            cache.init_app(service_app)
+            with service_app.app_context():
+                return cache.remembered("portfolio", lambda: value)
+
+        assert remembered_in("postgresql+psycopg://kisht:one@db/kisht", 1) == 1
+        assert remembered_in("postgresql+psycopg://kisht:one@db/kisht_staging", 2) == 2
+        assert remembered_in("postgresql+psycopg://kisht:other-password@db/kisht", 3) == 1  # same database
+    finally:
+        service_app.config.update(saved)
+        cache.init_app(service_app)
