@@ -9,8 +9,10 @@ gunicorn starts and a dead worker's live gauges are dropped.
 """
 import multiprocessing
 import os
+import resource
 import shutil
 import tempfile
+import threading
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
@@ -43,3 +45,29 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# Writes ahead of reads: while a request only reads (GET, HEAD), its thread runs at a lower CPU priority, so
+# a payment being booked is not queued behind pages and dashboards when the cores are busy (docs/performance.md).
+# Giving the priority back after the request needs root or RLIMIT_NICE (LimitNICE=+0 in
+# deploy/kisht-web.service); without either, every request keeps the normal priority.
+read_niceness = int(os.environ.get("GUNICORN_READ_NICENESS", 10))
+_base_niceness = os.getpriority(os.PRIO_PROCESS, 0)
+_may_restore = os.geteuid() == 0 or 20 - resource.getrlimit(resource.RLIMIT_NICE)[0] <= _base_niceness
+
+
+def when_ready(server):
+    if read_niceness and not _may_restore:
+        server.log.warning("GUNICORN_READ_NICENESS=%s is not applied: RLIMIT_NICE does not allow giving the "
+                           "priority back after a read (LimitNICE=+0 on the service)", read_niceness)
+
+
+def pre_request(worker, req):
+    if read_niceness and _may_restore and req.method in ("GET", "HEAD"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _base_niceness + read_niceness)
+        req.niced = True
+
+
+def post_request(worker, req, environ, resp):
+    if getattr(req, "niced", False):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _base_niceness)

@@ -102,7 +102,7 @@ class Server:
 
     def __init__(self, database_url: str, *, bind: str, workers: int | None, threads: int | None,
                  max_requests: int | None, redis_url: str, rate_limits: bool = True, log_level: str = "INFO",
-                 worker_class: str | None = None):
+                 worker_class: str | None = None, read_niceness: int | None = None):
         self.bind, self.base = bind, f"http://{bind}"
         self.dir = Path(tempfile.mkdtemp(prefix="kisht-bench-"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "API_LIMIT", "FLASK_"))}
@@ -116,7 +116,8 @@ class Server:
             "API_LIMIT_DEFAULT": HIGH_LIMIT,
         })
         for name, value in (("GUNICORN_WORKERS", workers), ("GUNICORN_THREADS", threads),
-                            ("GUNICORN_MAX_REQUESTS", max_requests), ("GUNICORN_WORKER_CLASS", worker_class)):
+                            ("GUNICORN_MAX_REQUESTS", max_requests), ("GUNICORN_WORKER_CLASS", worker_class),
+                            ("GUNICORN_READ_NICENESS", read_niceness)):
             if value is not None:
                 env[name] = str(value)
         if max_requests == 0:
@@ -156,7 +157,7 @@ class Server:
         """The gunicorn settings in effect (read from the config file with this environment)."""
         code = ("import runpy, json; c = runpy.run_path('gunicorn.conf.py'); "
                 "print(json.dumps({k: c[k] for k in ('workers', 'worker_class', 'threads', 'timeout', 'keepalive', "
-                "'max_requests', 'max_requests_jitter')}))")
+                "'max_requests', 'max_requests_jitter', 'read_niceness')}))")
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=self.env, capture_output=True, text=True)
         return json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
 

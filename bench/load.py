@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: gunicorn.conf.py's)")
     parser.add_argument("--worker-class", default=None, help="gunicorn worker class (default: gunicorn.conf.py's)")
+    parser.add_argument("--read-niceness", type=int, default=None,
+                        help="CPU niceness of reads while writes run (default: gunicorn.conf.py's; 0: reads and writes alike)")
     parser.add_argument("--no-rate-limits", action="store_true", help="switch the API rate limits off instead")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server's log folder")
     args = parser.parse_args(argv)
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
     from bench.dayend import code_version, machine
 
     server = _http.Server(args.database_url, bind=args.bind, workers=args.workers, threads=args.threads,
-                          worker_class=args.worker_class, max_requests=None, redis_url=args.redis_url,
+                          worker_class=args.worker_class, read_niceness=args.read_niceness, max_requests=None, redis_url=args.redis_url,
                           rate_limits=not args.no_rate_limits)
     results: dict = {"database": args.database_url.rsplit("@", 1)[-1], "machine": machine(), "code": code_version(),
                      "gunicorn": server.settings(), "rate_limits": "off" if args.no_rate_limits else

@@ -55,6 +55,30 @@ def kisht(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def test_reads_run_at_a_lower_cpu_priority_than_writes_and_give_it_back(tmp_path):
+    env = {**base_env(tmp_path), "GUNICORN_READ_NICENESS": "7", "PYTHONPATH": str(ROOT / "tests" / "ops")}
+    port = free_port()
+    # One worker with one thread: every request below is served by the same thread, one after another.
+    server = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
+                               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
+                               "niceness_wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        wait_for(port, "/")
+
+        def niceness(method: str) -> int:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request(method, "/", body=b"{}" if method == "POST" else None)
+            return int(connection.getresponse().read())
+
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert [niceness(m) for m in ("GET", "POST", "GET", "PUT", "GET", "DELETE")] == \
+            [base + 7, base, base + 7, base, base + 7, base]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_sigterm_under_load_loses_no_request(tmp_path):
     env = base_env(tmp_path)
     assert kisht(env, "db", "upgrade").returncode == 0
