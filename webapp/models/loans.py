@@ -59,7 +59,8 @@ class Loan(Base):
         # priority list reads the branch's loans from this index alone (migration 0012).
         Index("ix_loans_branch_id_overdue_since", "branch_id", "overdue_since",
               postgresql_include=["overdue_paise", "id"]),
-        Index("ix_loans_collector_id_overdue_since", "collector_id", "overdue_since"),
+        Index("ix_loans_collector_id_overdue_since", "collector_id", "overdue_since",
+              postgresql_include=["overdue_paise", "id"]),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
