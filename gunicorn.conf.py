@@ -53,7 +53,14 @@ def child_exit(server, worker):
 # deploy/kisht-web.service); without either, every request keeps the normal priority.
 read_niceness = int(os.environ.get("GUNICORN_READ_NICENESS", 10))
 _base_niceness = os.getpriority(os.PRIO_PROCESS, 0)
-_may_restore = os.geteuid() == 0 or 20 - resource.getrlimit(resource.RLIMIT_NICE)[0] <= _base_niceness
+
+
+def priority_restorable(euid: int, nice_limit: int, base_niceness: int) -> bool:
+    """Whether a thread may go back to `base_niceness` after lowering its priority (see setpriority(2))."""
+    return euid == 0 or 20 - nice_limit <= base_niceness
+
+
+_may_restore = priority_restorable(os.geteuid(), resource.getrlimit(resource.RLIMIT_NICE)[0], _base_niceness)
 
 
 def when_ready(server):

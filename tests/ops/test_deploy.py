@@ -2,12 +2,14 @@
 import http.client
 import os
 import re
+import runpy
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,22 @@ def test_reads_run_at_a_lower_cpu_priority_than_writes_and_give_it_back(tmp_path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_reads_keep_the_normal_priority_where_it_could_not_be_given_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("GUNICORN_READ_NICENESS", "7")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # the config file sets it when unset
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    restorable = config["priority_restorable"]
+    assert restorable(0, 0, 0)  # root
+    assert restorable(1000, 20, 0) and restorable(1000, 15, 5)  # LimitNICE=+0, or +5 for a service under nice 5
+    assert not restorable(1000, 0, 0) and not restorable(1000, 19, 0)  # the default limit: never back up
+    config["pre_request"].__globals__["_may_restore"] = False
+    request = types.SimpleNamespace(method="GET")
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    config["pre_request"](None, request)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    assert not getattr(request, "niced", False)
 
 
 def test_sigterm_under_load_loses_no_request(tmp_path):
