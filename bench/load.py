@@ -123,8 +123,8 @@ def main(argv=None) -> int:
     from bench.dayend import code_version, machine
 
     server = _http.Server(args.database_url, bind=args.bind, workers=args.workers, threads=args.threads,
-                          worker_class=args.worker_class, read_niceness=args.read_niceness, max_requests=None, redis_url=args.redis_url,
-                          rate_limits=not args.no_rate_limits)
+                          worker_class=args.worker_class, read_niceness=args.read_niceness, max_requests=None,
+                          redis_url=args.redis_url, rate_limits=not args.no_rate_limits)
     results: dict = {"database": args.database_url.rsplit("@", 1)[-1], "machine": machine(), "code": code_version(),
                      "gunicorn": server.settings(), "rate_limits": "off" if args.no_rate_limits else
                      f"on, raised to {_http.HIGH_LIMIT}", "duration": args.duration, "levels": []}
