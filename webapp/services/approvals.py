@@ -45,7 +45,7 @@ def request_reversal(session: Session, actor, payment_reference: str, raw: Mappi
         errors["note"] = f"must be at most {MAX_REASON} characters"
     elif reason == "OTHER" and not note:
         errors["note"] = "is required when the reason is OTHER"
-    open_paise = payment.amount_paise - payments.reversed_paise(payment) - payments.pending_reversal_paise(payment)
+    open_paise = payments.open_to_reverse_paise(payment)
     if open_paise <= 0:
         raise Conflict(f"Payment {payment.reference} is already reversed or awaiting reversal in full.",
                        code="nothing_to_reverse")

@@ -329,8 +329,7 @@ def resolve(session: Session, actor, reference: str, *, outcome: str, note: str,
         elif dispute.payment.status != "POSTED":
             status = dispute.payment.status.replace("_", " ").lower()
             errors["reversal"] = f"payment {dispute.payment.reference} is {status}; only posted payments are reversed"
-        elif (payments.reversed_paise(dispute.payment) + payments.pending_reversal_paise(dispute.payment)
-              >= dispute.payment.amount_paise):
+        elif payments.open_to_reverse_paise(dispute.payment) <= 0:
             errors["reversal"] = (f"nothing of payment {dispute.payment.reference} is left to reverse "
                                   "(already reversed or awaiting approval)")
     if errors:

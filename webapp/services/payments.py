@@ -276,3 +276,8 @@ def reversed_paise(payment: Payment) -> int:
 
 def pending_reversal_paise(payment: Payment) -> int:
     return sum(r.amount_paise for r in payment.reversals if r.approval and r.approval.status == "PENDING")
+
+
+def open_to_reverse_paise(payment: Payment) -> int:
+    """What a new reversal may still take back: the payment less what is reversed or awaiting approval."""
+    return payment.amount_paise - reversed_paise(payment) - pending_reversal_paise(payment)

@@ -111,7 +111,8 @@ def _store_allocations(session: Session, loan_id: int, wanted: list[tuple[int, i
             stale.append(row_id)
     if stale:
         session.execute(delete(Allocation).where(Allocation.id.in_(stale)))
-    if +missing:
-        session.execute(Allocation.__table__.insert(), [
-            {"loan_id": loan_id, "payment_id": payment_id, "instalment_id": instalment_id, "component": component,
-             "amount_paise": paise} for payment_id, instalment_id, component, paise in (+missing).elements()])
+    new_rows = [{"loan_id": loan_id, "payment_id": payment_id, "instalment_id": instalment_id,
+                 "component": component, "amount_paise": paise}
+                for payment_id, instalment_id, component, paise in missing.elements()]
+    if new_rows:
+        session.execute(Allocation.__table__.insert(), new_rows)
