@@ -15,12 +15,16 @@ import tempfile
 import threading
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", 4))  # keep workers × threads × 1 within DB_POOL_SIZE + overflow
+# One request per process (sync workers behind the buffering HTTPS proxy). A thread per request would share its
+# process's interpreter lock with the other requests of that process, so a payment would wait for pages however
+# its CPU priority is set (see "Writes ahead of reads" below). A sync worker is busy while its request waits for
+# PostgreSQL too, so there are more workers than cores: enough that a payment finds one free.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 6))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", 1))  # more than 1 makes gunicorn use gthread workers
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))  # a worker silent this long is killed and replaced
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))  # SIGTERM: time to finish requests
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))  # gthread only: a sync worker closes after each response
 # Recycle workers as a guard against slow leaks. RSS is flat over 20,000 requests (docs/performance.md), and
 # starting a worker costs about a second of CPU (imports, create_app), so not much more often than that.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10000))
@@ -49,6 +53,7 @@ def child_exit(server, worker):
 
 # Writes ahead of reads: while a request only reads (GET, HEAD), its thread runs at a lower CPU priority, so
 # a payment being booked is not queued behind pages and dashboards when the cores are busy (docs/performance.md).
+# With sync workers the thread is the worker's only one, so the whole request runs at that priority.
 # Giving the priority back after the request needs root or RLIMIT_NICE (LimitNICE=+0 in
 # deploy/kisht-web.service); without either, every request keeps the normal priority.
 read_niceness = int(os.environ.get("GUNICORN_READ_NICENESS", 10))

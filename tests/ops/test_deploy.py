@@ -57,14 +57,15 @@ def kisht(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_reads_run_at_a_lower_cpu_priority_than_writes_and_give_it_back(tmp_path):
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])  # the default, and threads for those who choose them
+def test_reads_run_at_a_lower_cpu_priority_than_writes_and_give_it_back(tmp_path, worker_class):
     env = {**base_env(tmp_path), "GUNICORN_READ_NICENESS": "7", "PYTHONPATH": str(ROOT / "tests" / "ops")}
     port = free_port()
     # One worker with one thread: every request below is served by the same thread, one after another.
     server = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
                                "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
-                               "niceness_wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+                               "--worker-class", worker_class, "niceness_wsgi:app"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for(port, "/")
 
@@ -79,6 +80,16 @@ def test_reads_run_at_a_lower_cpu_priority_than_writes_and_give_it_back(tmp_path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_by_default_each_worker_process_serves_one_request_at_a_time(monkeypatch, tmp_path):
+    # A payment must not share a process (and its interpreter lock) with pages: docs/deployment.md.
+    for name in ("GUNICORN_WORKERS", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (config["worker_class"], config["threads"]) == ("sync", 1)
+    assert config["workers"] > os.cpu_count()  # a sync worker waiting for PostgreSQL holds no core
 
 
 def test_reads_keep_the_normal_priority_where_it_could_not_be_given_back(monkeypatch, tmp_path):
@@ -104,13 +115,12 @@ def test_sigterm_under_load_loses_no_request(tmp_path):
     port = free_port()
     env.update({"KISHT_STARTED_FILE": str(started_file), "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'ops'}"})
     server = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
-                               "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-                               "slow_wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+                               "--bind", f"127.0.0.1:{port}", "--workers", "4", "slow_wsgi:app"],  # sync, as deployed
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for(port)
         for _ in range(4):
-            wait_for(port)  # spread over both workers
+            wait_for(port)  # spread over the workers
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("GET", "/metrics")
         metrics = connection.getresponse().read().decode()
