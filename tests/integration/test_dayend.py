@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from jobs import dayend as job
 from webapp import clock
 from webapp.models import AuditEntry, CronRun, DayendPosition, Loan
-from webapp.services import dayend, flags, payments, replay
+from webapp.services import approvals, dayend, flags, ledger, payments, replay
 from webapp.permissions import SystemActor
 
 FIRST_DUE = date(2026, 2, 5)
@@ -55,6 +55,35 @@ def test_rbi_boundaries(db, loan, offset, dpd, asset_class, bucket):
     row = official(db, loan, day)
     assert (row.dpd, row.asset_class, row.bucket) == (dpd, asset_class, bucket)
     assert row.overdue_since == (None if offset < 0 else FIRST_DUE)
+
+
+def test_money_counted_is_posted_payments_less_approved_reversals_on_their_value_dates(db, users, loan, today):
+    day = FIRST_DUE + timedelta(days=35)  # 12 Mar: two EMIs due (5 Feb, 5 Mar), 17,769.76
+    today(day + timedelta(days=3))  # recent enough that the payments below need no approval
+
+    def reverse(booked, amount, approve):
+        assert booked.posted
+        approval = approvals.request_reversal(db, users["fin"], booked.payment.reference,
+                                              {"amount": amount, "reason": "DUPLICATE"})
+        if approve is not None:
+            approvals.decide(db, users["mgr"], [approval.id], approve=approve, reason="checked")
+
+    reverse(pay(db, users["col"], day - timedelta(days=2), "8884.88", "200000000001"), "1000", True)  # 7,884.88
+    reverse(pay(db, users["col"], day - timedelta(days=1), "5000", "200000000002"), "5000", True)  # nothing
+    reverse(pay(db, users["col"], day - timedelta(days=1), "3000", "200000000003"), "500", None)  # pending: 3,000
+    reverse(pay(db, users["col"], day - timedelta(days=1), "2000", "200000000004"), "2000", False)  # rejected: 2,000
+    reverse(pay(db, users["col"], day + timedelta(days=1), "4000", "200000000005"), "1500", True)  # after the day
+    assert job.run_dayend(day).status == "SUCCEEDED"
+
+    row = official(db, loan, day)
+    # 17,769.76 due, 12,884.88 counted by the day: the first EMI is paid, the second is 8 days past due.
+    assert (row.overdue_paise, row.dpd, row.overdue_since) == (488_488, 8, date(2026, 3, 5))
+    receipts = replay.receipts_of(db, loan)
+    assert row.overdue_paise == ledger.compute_position(replay.schedule_of(loan), receipts, day).overdue_paise
+    db.refresh(loan)
+    assert loan.overdue_paise == 238_488  # live: the 2,500 counted after the day too
+    assert loan.overdue_paise == ledger.compute_position(replay.schedule_of(loan), receipts, day,
+                                                         receipts_until=day + timedelta(days=3)).overdue_paise
 
 
 def test_npa_is_sticky_then_upgrades_only_when_every_arrear_is_paid(db, users, loan, today):
