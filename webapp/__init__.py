@@ -128,14 +128,14 @@ def _register_request_lifecycle(app: Flask) -> None:
 
 def _register_templates(app: Flask) -> None:
     from webapp import permissions
-    from webapp.services.payments import open_to_reverse_paise, pending_reversal_paise, reversed_paise
+    from webapp.services.payments import pending_reversal_paise, reversed_paise, reversible
 
     app.jinja_env.filters["inr"] = money.format_inr
     app.jinja_env.filters["ist"] = lambda moment: clock.to_ist(moment).strftime("%d %b %Y, %H:%M IST") if moment else "—"
     app.jinja_env.filters["d"] = lambda day: day.strftime("%d %b %Y") if day else "—"
     app.jinja_env.globals.update(can=permissions.can, Perm=permissions.Perm, today_ist=clock.today_ist,
                                  reversed_paise=reversed_paise, pending_reversal_paise=pending_reversal_paise,
-                                 open_to_reverse_paise=open_to_reverse_paise)
+                                 payment_reversible=reversible)
 
 
 def _register_blueprints(app: Flask) -> None:

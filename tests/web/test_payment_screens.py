@@ -152,3 +152,20 @@ def test_receipt_page_is_scoped(login_as, db, loan, make_loan):
     page = client.get(f"/payments/{reference}")
     assert page.status_code == 200 and "data-print" in page.get_data(as_text=True)
     assert login_as("col2").get(f"/payments/{reference}").status_code == 404
+
+
+def test_loan_page_offers_a_reversal_only_while_something_is_left_to_reverse(login_as, db, loan):
+    manager = login_as("mgr")
+    manager.post("/loans/KL1/payments", data={**payment_form(manager), "amount": "100", "mode": "UPI",
+                                              "reference": "151515151515"})
+    reference = db.scalar(select(Payment.reference))
+    offer = f"Request a reversal of {reference}"
+    assert offer in manager.get("/loans/KL1").get_data(as_text=True)
+    assert offer not in login_as("col").get("/loans/KL1").get_data(as_text=True)  # no permission to ask
+    manager = login_as("mgr")
+    manager.post(f"/payments/{reference}/reversals", data={"csrf_token": csrf_token(manager, "/loans/KL1"),
+                                                           "amount": "60", "reason": "DUPLICATE", "note": ""})
+    assert offer in manager.get("/loans/KL1").get_data(as_text=True)  # 40 left
+    manager.post(f"/payments/{reference}/reversals", data={"csrf_token": csrf_token(manager, "/loans/KL1"),
+                                                           "amount": "40", "reason": "DUPLICATE", "note": ""})
+    assert offer not in manager.get("/loans/KL1").get_data(as_text=True)  # all of it awaits approval

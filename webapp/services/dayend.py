@@ -353,13 +353,14 @@ def _runner(session: Session, statements: dict[str, str], business_date: date, l
 def compute_batch(session: Session, business_date: date, low: int, high: int, statements: dict[str, str]) -> None:
     """Read the range's money and dues into the work table (nothing is written to the portfolio yet)."""
     run = _runner(session, statements, business_date, low, high)
+    postgresql = session.get_bind().dialect.name == "postgresql"
     session.execute(text(WORK_TABLE))
     run("done")  # a previous batch in this connection may have left rows behind
-    if session.get_bind().dialect.name == "postgresql":
+    if postgresql:
         # JIT compiling this statement costs about a tenth of a batch and gains nothing back (docs/performance.md).
         session.execute(text("SET LOCAL jit = off"))
     run("compute")
-    if session.get_bind().dialect.name == "postgresql":
+    if postgresql:
         session.execute(text("ANALYZE dayend_work"))  # a temporary table has no statistics until analysed
 
 

@@ -281,3 +281,9 @@ def pending_reversal_paise(payment: Payment) -> int:
 def open_to_reverse_paise(payment: Payment) -> int:
     """What a new reversal may still take back: the payment less what is reversed or awaiting approval."""
     return payment.amount_paise - reversed_paise(payment) - pending_reversal_paise(payment)
+
+
+def reversible(payment: Payment) -> bool:
+    """Whether a reversal may be asked for: posted, not locked by reconciliation, something left to take back.
+    (approvals.request_reversal refuses each case by name; screens use this to offer the form.)"""
+    return payment.status == "POSTED" and payment.reconciled_at is None and open_to_reverse_paise(payment) > 0
