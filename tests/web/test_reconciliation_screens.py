@@ -241,22 +241,32 @@ def test_queues_and_filters(login_as, db, users, loan):
 
 
 def test_every_figure_of_the_day_grid_links_to_its_list(app, login_as, db, users, loan):
+    """Each figure of the grid links to the list its column names, and that list holds as many rows as the
+    figure counts; an empty figure is a dash, with no link."""
     pay(db, users["col"], "154335349840")
     pay(db, users["col"], "222222222222", amount="500.00", day=D3)
     client = login_as("fin")
     assert upload(client, hdfc_csv([upi(D2, "8884.88", "154335349840"), neft(D3, "100.00", "HDFCN26306258999")])) \
         .status_code == 204
     board = text_of(client.get("/reconciliation/"))
-    links = re.findall(r'data-cell="([\w-]+)"><a href="([^"]+)">', board)
-    assert {name for name, _ in links} >= {"system", "reconciled", "bank", "matched", "unmatched"}
+    links = re.findall(r'data-cell="([\w-]+)"><a href="([^"]+)">([^<]+)</a><br><small class="muted">(\d+)</small>',
+                       board)
+    assert {name for name, *_ in links} >= {"system", "reconciled", "system-unmatched", "bank", "matched", "unmatched"}
     with app.test_request_context():
         from flask import url_for
 
         expected = url_for("reconciliation.lines", status="UNMATCHED", day=D3.isoformat(), mode="NEFT")
     assert expected.replace("&", "&amp;") in board
-    for name, href in links:
+    column_lists = {"system": ("payments", "ALL"), "reconciled": ("payments", "RECONCILED"),
+                    "system-unmatched": ("payments", "UNMATCHED"), "bank": ("lines", "ALL"),
+                    "matched": ("lines", "MATCHED"), "unmatched": ("lines", "UNMATCHED"),
+                    "mismatches": ("lines", "MISMATCH")}
+    for name, href, figure, count in links:
         href = href.replace("&amp;", "&")
-        page = client.get(href)
-        assert page.status_code == 200, (name, href)
-        status = re.search(r"status=(\w+)", href).group(1)
-        assert status in ("ALL", "RECONCILED", "UNMATCHED", "MATCHED", "MISMATCH")
+        list_name, status = column_lists[name]
+        assert href.startswith(f"/reconciliation/{list_name}?status={status}&day="), (name, href)
+        page = text_of(client.get(href))
+        rows = page.count("<tr data-payment=" if list_name == "payments" else "<tr data-line=")
+        assert rows == int(count) > 0 and figure.startswith("₹"), (name, href, rows, count)
+    d3_upi = board.split(f'data-day="{D3.isoformat()}"')[1].split("</tbody>")[0].split('data-mode="UPI"')[1]
+    assert '<td data-label="Bank credits" class="num" data-cell="bank"><span class="muted">—</span></td>' in d3_upi
