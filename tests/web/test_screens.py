@@ -14,6 +14,23 @@ def test_loan_page_shows_schedule_in_indian_grouping(login_as, make_loan):
     assert "₹1,00,000.00" in html and "₹8,884.88" in html and html.count('<tr class="status-') == 12
 
 
+def test_loan_links_are_the_loan_pages_address(app, login_as, make_loan):
+    """Lists link their loans with loan_url: what url_for gives, under a path prefix too, and it opens the loan."""
+    from flask import url_for
+
+    from webapp.loans.routes import loan_url
+
+    for base_url in ("http://localhost/", "http://localhost/kisht/"):
+        with app.test_request_context("/", base_url=base_url):
+            for number in ("KL0001", "KL 1/2", "KL@1", "कर्ज़1"):
+                assert loan_url(number) == url_for("loans.show", number=number), (base_url, number)
+    make_loan(loan_number="KL0007")
+    client = login_as("col")
+    worklist = client.get("/collector/").get_data(as_text=True)
+    assert '<a href="/loans/KL0007">KL0007</a>' in worklist
+    assert client.get("/loans/KL0007").status_code == 200
+
+
 def test_out_of_scope_loan_is_404_not_403(login_as, make_loan):
     make_loan(loan_number="KLN", branch_code="NSK01", collector_username="col2", borrower_name="Meena Kale")
     for username in ("col", "mgr"):

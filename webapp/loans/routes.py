@@ -1,7 +1,9 @@
 """Loan list and loan page, for every role within its scope."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, g, request, url_for
 from flask_login import current_user
 
 from webapp import db
@@ -12,6 +14,17 @@ from webapp.services import collections, loans, payments, replay
 from webapp.services.pagination import clamp
 
 bp = Blueprint("loans", __name__, url_prefix="/loans")
+
+
+@bp.app_template_global()
+def loan_url(number: str) -> str:
+    """The loan page's address, as url_for('loans.show', number=...) gives it. The route is built once per
+    request and each number appended: a manager's home links about 135 loans, and url_for for each was
+    about 8 % of the page's CPU."""
+    prefix = g.get("loan_url_prefix")
+    if prefix is None:
+        prefix = g.loan_url_prefix = url_for("loans.show", number="~")[:-1]
+    return prefix + quote(str(number), safe="!$&'()*+,/:;=@")  # werkzeug's quoting of a path segment
 
 
 def loan_page_args(default_sort: str = "dpd") -> dict:
