@@ -7,6 +7,8 @@ refusal comes back as that partial with the message and the problem per field).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -40,17 +42,26 @@ def _changed(response_tuple):
 
 @bp.app_context_processor
 def _helpers():
-    return {"recon_kind_label": lambda kind: recon.KIND_LABELS.get(kind, kind), "recon_figure_cells": figure_cells}
+    return {"recon_kind_label": lambda kind: recon.KIND_LABELS.get(kind, kind), "recon_figure_cells": figure_cells,
+            "recon_grid_columns": GRID_COLUMNS}
 
 
-# The dashboard grid's linked figures, in column order: cell name, column label, Figures field, list, list status.
-GRID_COLUMNS = (("system", "System", "system", "payments", "ALL"),
-                ("reconciled", "Reconciled", "reconciled", "payments", "RECONCILED"),
-                ("system-unmatched", "System unmatched", "system_unmatched", "payments", "UNMATCHED"),
-                ("bank", "Bank credits", "bank", "lines", "ALL"),
-                ("matched", "Matched", "matched", "lines", "MATCHED"),
-                ("unmatched", "Unmatched", "unmatched", "lines", "UNMATCHED"),
-                ("mismatches", "Mismatches", "mismatch", "lines", "MISMATCH"))
+class GridColumn(NamedTuple):
+    """A figure column of the dashboard grid: its cell name, heading, Figures field and the list behind it."""
+    name: str
+    label: str
+    field: str
+    list_name: str
+    list_status: str
+
+
+GRID_COLUMNS = (GridColumn("system", "System", "system", "payments", "ALL"),
+                GridColumn("reconciled", "Reconciled", "reconciled", "payments", "RECONCILED"),
+                GridColumn("system-unmatched", "System unmatched", "system_unmatched", "payments", "UNMATCHED"),
+                GridColumn("bank", "Bank credits", "bank", "lines", "ALL"),
+                GridColumn("matched", "Matched", "matched", "lines", "MATCHED"),
+                GridColumn("unmatched", "Unmatched", "unmatched", "lines", "UNMATCHED"),
+                GridColumn("mismatches", "Mismatches", "mismatch", "lines", "MISMATCH"))
 
 
 def figure_cells(figures: recon.Figures, day: str, mode: str, paths: dict[str, str]) -> Markup:
@@ -59,14 +70,15 @@ def figure_cells(figures: recon.Figures, day: str, mode: str, paths: dict[str, s
     escaping for each was most of the page's CPU."""
     query = f"day={escape(day)}&amp;mode={escape(mode)}"
     cells = []
-    for name, label, field, list_name, status in GRID_COLUMNS:
-        count = getattr(figures, f"{field}_count")
+    for column in GRID_COLUMNS:
+        count = getattr(figures, f"{column.field}_count")
         if count:
-            figure = (f'<a href="{escape(paths[list_name])}?status={status}&amp;{query}">'
-                      f'{format_inr(getattr(figures, f"{field}_paise"))}</a><br><small class="muted">{count}</small>')
+            figure = (f'<a href="{escape(paths[column.list_name])}?status={column.list_status}&amp;{query}">'
+                      f'{format_inr(getattr(figures, f"{column.field}_paise"))}</a>'
+                      f'<br><small class="muted">{count}</small>')
         else:
             figure = '<span class="muted">—</span>'
-        cells.append(f'<td data-label="{label}" class="num" data-cell="{name}">{figure}</td>')
+        cells.append(f'<td data-label="{column.label}" class="num" data-cell="{column.name}">{figure}</td>')
     return Markup("".join(cells))
 
 
