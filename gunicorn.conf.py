@@ -7,6 +7,7 @@ Metrics: PROMETHEUS_MULTIPROC_DIR is set here, before any worker imports the app
 its request metrics there and /metrics adds them up (webapp/ops/metrics.py). The folder is emptied when
 gunicorn starts and a dead worker's live gauges are dropped.
 """
+import gc
 import multiprocessing
 import os
 import resource
@@ -43,6 +44,14 @@ _metrics_dir = os.environ.setdefault(
 def on_starting(server):
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def post_worker_init(worker):
+    # The app's own objects (modules, routes, templates, mappers: about 160,000) live as long as the worker.
+    # Frozen, the collector no longer walks them: a full collection, about one request in 250 of the load mix,
+    # takes some 15 ms instead of 75 (docs/performance.md, "Garbage collection").
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server, worker):

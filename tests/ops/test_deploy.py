@@ -1,4 +1,5 @@
 """Graceful shutdown of gunicorn under load, the deploy script's rollback, and the worker's warm shutdown."""
+import contextlib
 import http.client
 import os
 import re
@@ -57,29 +58,41 @@ def kisht(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-@pytest.mark.parametrize("worker_class", ["sync", "gthread"])  # the default, and threads for those who choose them
-def test_reads_run_at_a_lower_cpu_priority_than_writes_and_give_it_back(tmp_path, worker_class):
-    env = {**base_env(tmp_path), "GUNICORN_READ_NICENESS": "7", "PYTHONPATH": str(ROOT / "tests" / "ops")}
+@contextlib.contextmanager
+def one_worker(tmp_path, *args: str, **env_vars: str):
+    """gunicorn with the repository's settings and one worker of one thread serving tests/ops/worker_wsgi.py:
+    every request is served by the same thread, one after another. Yields the port."""
+    env = {**base_env(tmp_path), **env_vars, "PYTHONPATH": str(ROOT / "tests" / "ops")}
     port = free_port()
-    # One worker with one thread: every request below is served by the same thread, one after another.
     server = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
-                               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
-                               "--worker-class", worker_class, "niceness_wsgi:app"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1", *args,
+                               "worker_wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for(port, "/")
-
-        def niceness(method: str) -> int:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            connection.request(method, "/", body=b"{}" if method == "POST" else None)
-            return int(connection.getresponse().read())
-
-        base = os.getpriority(os.PRIO_PROCESS, 0)
-        assert [niceness(m) for m in ("GET", "POST", "GET", "PUT", "GET", "DELETE")] == \
-            [base + 7, base, base + 7, base, base + 7, base]
+        yield port
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def ask(port: int, method: str, path: str = "/") -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(method, path, body=b"{}" if method == "POST" else None)
+    return int(connection.getresponse().read())
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])  # the default, and threads for those who choose them
+def test_reads_run_at_a_lower_cpu_priority_than_writes_and_give_it_back(tmp_path, worker_class):
+    with one_worker(tmp_path, "--worker-class", worker_class, GUNICORN_READ_NICENESS="7") as port:
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert [ask(port, m) for m in ("GET", "POST", "GET", "PUT", "GET", "DELETE")] == \
+            [base + 7, base, base + 7, base, base + 7, base]
+
+
+def test_a_worker_keeps_what_it_loaded_at_start_out_of_garbage_collection(tmp_path):
+    # Full collections then walk only what requests leave behind (docs/performance.md, "Garbage collection").
+    with one_worker(tmp_path) as port:
+        assert ask(port, "GET", "/frozen") > 1000
 
 
 def test_by_default_each_worker_process_serves_one_request_at_a_time(monkeypatch, tmp_path):
