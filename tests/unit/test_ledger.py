@@ -86,6 +86,16 @@ def test_paying_everything_closes_the_loan():
     assert p.closed and p.outstanding_principal_paise == 0 and all(i.status == "PAID" for i in p.instalments)
 
 
+def test_paying_off_what_is_left_after_some_emis_closes_the_loan():
+    left = sum(r.total_paise for r in SCHEDULE[3:])
+    emis = [Receipt(f"emi{r.seq}", r.due_date, EMI) for r in SCHEDULE[:3]]
+    p = at(SCHEDULE[3].due_date - timedelta(days=10), [*emis, Receipt("rest", SCHEDULE[2].due_date, left)])
+    assert p.closed and p.advance_paise == 0 and all(i.status == "PAID" for i in p.instalments)
+    assert sum(a.amount_paise for a in p.allocations if a.key == "rest") == left
+    short = at(SCHEDULE[3].due_date - timedelta(days=10), [*emis, Receipt("rest", SCHEDULE[2].due_date, left - 1)])
+    assert not short.closed and short.advance_paise == left - 1  # not enough: held until instalments fall due
+
+
 def test_classes_and_buckets():
     assert [class_for_dpd(d) for d in (0, 1, 30, 31, 60, 61, 90, 91, 500)] == [
         "STANDARD", "SMA-0", "SMA-0", "SMA-1", "SMA-1", "SMA-2", "SMA-2", "NPA", "NPA"]

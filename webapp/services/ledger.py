@@ -41,7 +41,7 @@ class Allocation:
     amount_paise: int
 
 
-@dataclass
+@dataclass(slots=True)
 class InstalmentPosition:
     seq: int
     due_date: date
@@ -57,7 +57,7 @@ class InstalmentPosition:
 
     @property
     def unpaid(self) -> int:
-        return self.total_due - self.principal_paid - self.interest_paid
+        return self.principal_due + self.interest_due - self.principal_paid - self.interest_paid
 
 
 @dataclass
@@ -144,11 +144,12 @@ def compute_position(
     receipt_iter = iter(counted)
     pending = next(receipt_iter, None)
     held: list[list] = []  # advance as FIFO of [receipt key, paise], so allocations name their payment
+    unpaid = sum(row.total_due for row in rows)  # of the whole loan, kept as money is applied
     for index, day in enumerate(events):
         while pending is not None and min(pending.value_date, as_of) <= day:
             held.append([pending.key, pending.amount_paise])
             pending = next(receipt_iter, None)
-        _apply_held(position, held, day, order)
+        unpaid -= _apply_held(position, held, day, order, unpaid)
         segment_end = events[index + 1] - timedelta(days=1) if index + 1 < len(events) else as_of
         state.advance(_oldest_unpaid(rows, day), day, segment_end)
 
@@ -166,27 +167,32 @@ def compute_position(
     return position
 
 
-def _apply_held(position: Position, held: list[list], day: date, order: Sequence[str]) -> None:
-    """Apply held money to instalments due by `day`, oldest first; pay off the loan when it suffices."""
+def _apply_held(position: Position, held: list[list], day: date, order: Sequence[str], unpaid: int) -> int:
+    """Apply held money to instalments due by `day`, oldest first, or to every instalment when it pays off the
+    loan's `unpaid`; returns the paise applied."""
     rows = position.instalments
     available = sum(amount for _, amount in held)
     if available == 0:
-        return
-    payable = rows if available >= sum(r.unpaid for r in rows) else [r for r in rows if r.due_date <= day]
+        return 0
+    payable = rows if available >= unpaid else [r for r in rows if r.due_date <= day]
+    # no charges are levied yet; their slot in the order keeps the configured order honest
+    parts = [(component, f"{component}_due", f"{component}_paid") for component in order if component != "charges"]
+    applied = 0
     for row in payable:
-        for component in order:
-            if component == "charges":
-                continue  # no charges are levied yet; the slot keeps the configured order honest
-            due_attr, paid_attr = f"{component}_due", f"{component}_paid"
+        if row.unpaid == 0:
+            continue
+        for component, due_attr, paid_attr in parts:
             while held and getattr(row, due_attr) > getattr(row, paid_attr):
                 take = min(getattr(row, due_attr) - getattr(row, paid_attr), held[0][1])
                 setattr(row, paid_attr, getattr(row, paid_attr) + take)
                 position.allocations.append(Allocation(held[0][0], row.seq, component, take))
+                applied += take
                 held[0][1] -= take
                 if held[0][1] == 0:
                     held.pop(0)
             if not held:
-                return
+                return applied
+    return applied
 
 
 def _oldest_unpaid(rows: Sequence[InstalmentPosition], day: date) -> date | None:
