@@ -430,9 +430,10 @@ def test_flags_are_one_query_for_any_number_of_ids(db, users, loan, make_loan, a
     engine = app.extensions["kisht.engine"]
     event.listen(engine, "before_cursor_execute", listener)
     try:
-        assert disputes.disputed_loan_ids(db, [loan.id, other.id, 99999]) == {loan.id}  # resolved: no flag
+        flagged = loans.flags_for(db, [loan.id, other.id, 99999])
+        assert {loan_id: flag.disputed for loan_id, flag in flagged.items()} == {loan.id: True, other.id: False}
         assert disputes.disputed_payment_ids(db, [payment.id, None]) == {payment.id}
-        assert disputes.disputed_loan_ids(db, []) == set()
+        assert loans.flags_for(db, []) == {}
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     assert len(statements) == 2

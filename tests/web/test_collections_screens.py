@@ -9,7 +9,7 @@ from jobs import collections as collection_jobs
 from jobs import dayend as dayend_job
 from tests.conftest import csrf_token
 from webapp import clock
-from webapp.models import Escalation, Promise
+from webapp.models import Escalation, Loan, LoanScore, Promise
 from webapp.permissions import SystemActor
 from webapp.services import flags
 
@@ -95,3 +95,24 @@ def test_disputes_past_their_sla_surface_in_the_escalation_queue(login_as, db, l
     monkeypatch.setattr(clock, "now", lambda: later)
     html = login_as("mgr").get("/escalations/").get_data(as_text=True)
     assert 'data-testid="overdue-disputes"' in html and dispute.reference in html
+
+
+def test_a_loan_list_shows_each_loans_priority_and_open_escalation(login_as, db, loan, make_loan, monkeypatch):
+    make_loan(loan_number="KL2", borrower_phone="9000000008", disbursed_on="2026-06-01", first_due_on="2026-07-05")
+    unscored = login_as("mgr").get("/loans/").get_data(as_text=True)
+    assert 'data-label="Priority"' not in unscored and "badge-escalated" not in unscored  # nothing scored yet
+    later = datetime(2026, 6, 16, 4, 30, tzinfo=timezone.utc)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    dayend_job.run_dayend(date(2026, 6, 15))
+    collection_jobs.run_after_dayend("scoring", date(2026, 6, 15))
+    collection_jobs.run_after_dayend("escalation", date(2026, 6, 15))
+    scores = dict(db.execute(select(Loan.loan_number, LoanScore.score).join(LoanScore, LoanScore.loan_id == Loan.id)).all())
+    level = db.scalar(select(Escalation.level).join(Loan, Loan.id == Escalation.loan_id)
+                      .where(Loan.loan_number == "KL1", Escalation.status == "OPEN"))
+    html = login_as("mgr").get("/loans/").get_data(as_text=True)
+    rows = dict(re.findall(r'<tr data-loan="(KL\d)">(.*?)</tr>', html, re.S))
+    priority = {number: re.search(r'data-label="Priority" class="num">([^<]*)</td>', row).group(1)
+                for number, row in rows.items()}
+    assert priority == {number: str(scores[number]) if number in scores else "—" for number in ("KL1", "KL2")}
+    assert level and f'title="Open escalation">{level.replace("_", " ").lower()}</span>' in rows["KL1"]
+    assert "badge-escalated" not in rows["KL2"]  # nothing due yet: no escalation

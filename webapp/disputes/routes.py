@@ -22,10 +22,10 @@ WORKERS = (Perm.RAISE_DISPUTE, Perm.RESOLVE_DISPUTE)
 
 @bp.app_context_processor
 def _dispute_flags():
-    """For any template listing loans or payments (whichever route renders it): which have an open dispute,
-    one query a call; and the loan page's disputes. The loan was authorised by the route that shows it."""
+    """For any template listing payments (whichever route renders it): which have an open dispute, one query a
+    call; and the loan page's disputes (a loan list's come with its flags: loans.flags_for). The loan was
+    authorised by the route that shows it."""
     return {
-        "disputed_loan_ids": lambda ids: disputes.disputed_loan_ids(db.session(), ids),
         "disputed_payment_ids": lambda ids: disputes.disputed_payment_ids(db.session(), ids),
         "open_disputes_on": lambda loan: disputes.open_on_loan(db.session(), loan),
         "disputes_of": lambda loan: disputes.for_loan(db.session(), loan),

@@ -36,15 +36,15 @@ def loan_page_args(default_sort: str = "dpd") -> dict:
 
 
 def render_loan_list(page_template: str, *, default_sort: str = "dpd", **context):
-    """Every loan list (worklists, homes, /loans): one query for the page, one each for its flags."""
+    """Every loan list (worklists, homes, /loans): one query for the page, one for its flags."""
     session = db.session()
     args = loan_page_args(default_sort)
     sort, ordering_note = collections.worklist_sort(session, args["sort"])
     page = loans.list_for(session, current_user, **{**args, "sort": sort})
-    ids = [loan.id for loan in page.items]
+    flags = loans.flags_for(session, [loan.id for loan in page.items])
     return render(page_template, "loans/_table.html", page=page, args=args, target=request.path,
-                  ordering_note=ordering_note, scores=collections.scores_for(session, ids),
-                  escalations=collections.open_escalations_for(session, ids), **context)
+                  ordering_note=ordering_note, flags=flags,
+                  scored=any(f.score is not None for f in flags.values()), **context)
 
 
 @bp.get("/")
@@ -61,5 +61,4 @@ def show(number: str):
     position = replay.live_position(session, loan)
     return render("loans/show.html", "loans/_position.html", loan=loan, position=position,
                   history=payments.history(session, loan), reversal_form=ReversalForm(formdata=None),
-                  score=collections.score_of(session, loan.id), contacts=collections.contacts_of(session, loan.id),
-                  escalation=collections.open_escalations_for(session, [loan.id]).get(loan.id))
+                  score=collections.score_of(session, loan.id), contacts=collections.contacts_of(session, loan.id))

@@ -364,15 +364,6 @@ def work_escalation(session: Session, actor, escalation_id, raw: Mapping[str, ob
     return escalation
 
 
-def open_escalations_for(session: Session, loan_ids: list[int]) -> dict[int, str]:
-    """Open escalation level per loan for a page of loans (one query)."""
-    if not loan_ids:
-        return {}
-    rows = session.execute(select(Escalation.loan_id, Escalation.level).where(
-        Escalation.loan_id.in_(loan_ids), Escalation.status == "OPEN")).all()
-    return {loan_id: level for loan_id, level in rows}
-
-
 def worklist_sort(session: Session, requested: str) -> tuple[str, str]:
     """The order a worklist uses and what the screen should say about it."""
     from webapp.services import flags
@@ -384,9 +375,3 @@ def worklist_sort(session: Session, requested: str) -> tuple[str, str]:
     if session.scalar(select(LoanScore.loan_id).limit(1)) is None:  # any score at all (not a count of them all)
         return "dpd", "No priority scores yet: loans are ordered by days past due, then overdue amount."
     return "priority", ""
-
-
-def scores_for(session: Session, loan_ids: list[int]) -> dict[int, LoanScore]:
-    if not loan_ids:
-        return {}
-    return {s.loan_id: s for s in session.scalars(select(LoanScore).where(LoanScore.loan_id.in_(loan_ids)))}

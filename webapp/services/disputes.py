@@ -385,15 +385,6 @@ def _new_reference() -> str:
     return "KD" + "".join(secrets.choice(payments.REFERENCE_ALPHABET) for _ in range(10))
 
 
-def disputed_loan_ids(session: Session, loan_ids: Iterable[int | None]) -> set[int]:
-    """Of these loans, the ones with an open dispute (on the loan or one of its payments): one query."""
-    ids = {i for i in loan_ids if i is not None}
-    if not ids:
-        return set()
-    return set(session.scalars(select(Dispute.loan_id).where(
-        Dispute.loan_id.in_(ids), Dispute.status.in_(OPEN_STATUSES)).distinct()))
-
-
 def disputed_payment_ids(session: Session, payment_ids: Iterable[int | None]) -> set[int]:
     """Of these payments, the ones with an open dispute: one query."""
     ids = {i for i in payment_ids if i is not None}

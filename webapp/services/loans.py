@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from webapp import cache, clock, money
 from webapp.errors import ImmutableFieldError, NotFound, ValidationError
-from webapp.models import Borrower, Branch, Instalment, Loan, LoanScore, User
+from webapp.models import Borrower, Branch, Dispute, Escalation, Instalment, Loan, LoanScore, User
+from webapp.models.disputes import OPEN_STATUSES as OPEN_DISPUTE_STATUSES
 from webapp.models.loans import LANGUAGES
 from webapp.permissions import Perm, loan_filter, loan_scope_key, loan_visible, require
 from webapp.services import audit, ledger, replay
@@ -435,6 +436,30 @@ def list_for(session: Session, actor, *, q: str = "", asset_class: str = "", sor
     loaded = {loan.id: loan for loan in session.scalars(select(Loan).where(Loan.id.in_(keys.items)))} \
         if keys.items else {}
     return Page([loaded[loan_id] for loan_id in keys.items], keys.page, keys.per_page, keys.total)
+
+
+@dataclass(frozen=True)
+class ListFlags:
+    """What a loan list shows beside each loan: its priority score, its open escalation, an open dispute."""
+
+    score: int | None
+    escalation: str | None
+    disputed: bool
+
+
+def flags_for(session: Session, loan_ids: list[int]) -> dict[int, ListFlags]:
+    """The flags of a page of loans, in one query. A dispute is open on the loan or one of its payments; an
+    escalation shows its latest open level (the nightly job keeps one a loan)."""
+    if not loan_ids:
+        return {}
+    escalation = (select(Escalation.level).where(Escalation.loan_id == Loan.id, Escalation.status == "OPEN")
+                  .order_by(Escalation.id.desc()).limit(1).scalar_subquery())
+    # The page's ids inside the subquery too: its index lookup stays as small as the page, however many disputes.
+    disputed = Loan.id.in_(select(Dispute.loan_id).where(Dispute.loan_id.in_(loan_ids),
+                                                         Dispute.status.in_(OPEN_DISPUTE_STATUSES)))
+    rows = session.execute(select(Loan.id, LoanScore.score, escalation, disputed)
+                           .outerjoin(LoanScore, LoanScore.loan_id == Loan.id).where(Loan.id.in_(loan_ids)))
+    return {loan_id: ListFlags(score, level, is_disputed) for loan_id, score, level, is_disputed in rows}
 
 
 # ---------------------------------------------------------------- the only changes a loan accepts
