@@ -49,7 +49,7 @@ def on_starting(server):
 def post_worker_init(worker):
     # The app's own objects (modules, routes, templates, mappers: about 160,000) live as long as the worker.
     # Frozen, the collector no longer walks them: a full collection, about one request in 250 of the load mix,
-    # takes some 15 ms instead of 75 (docs/performance.md, "Garbage collection").
+    # takes some 15 ms instead of 75 (docs/performance.md, the eighth machine).
     gc.collect()
     gc.freeze()
 

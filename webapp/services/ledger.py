@@ -57,7 +57,7 @@ class InstalmentPosition:
 
     @property
     def unpaid(self) -> int:
-        return self.principal_due + self.interest_due - self.principal_paid - self.interest_paid
+        return self.total_due - self.principal_paid - self.interest_paid
 
 
 @dataclass
