@@ -19,8 +19,10 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # One request per process (sync workers behind the buffering HTTPS proxy). A thread per request would share its
 # process's interpreter lock with the other requests of that process, so a payment would wait for pages however
 # its CPU priority is set (see "Writes ahead of reads" below). A sync worker is busy while its request waits for
-# PostgreSQL too, so there are more workers than cores: enough that a payment finds one free.
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 6))
+# PostgreSQL too, so there are more workers than cores, but only twice as many: more processes than that take
+# turns on the cores and refill their caches each time, and every request costs more CPU (at 8 busy clients on
+# 2 cores, 12 workers served 103-117 requests a second and 4 served 123-151: docs/performance.md, ninth machine).
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", 1))  # more than 1 makes gunicorn use gthread workers
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))  # a worker silent this long is killed and replaced

@@ -102,7 +102,9 @@ def test_by_default_each_worker_process_serves_one_request_at_a_time(monkeypatch
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert (config["worker_class"], config["threads"]) == ("sync", 1)
-    assert config["workers"] > os.cpu_count()  # a sync worker waiting for PostgreSQL holds no core
+    # A sync worker waiting for PostgreSQL holds no core, so more workers than cores; many more only take turns
+    # on the cores and cost every request more CPU (docs/performance.md, ninth machine).
+    assert os.cpu_count() < config["workers"] <= 2 * os.cpu_count()
 
 
 def test_reads_keep_the_normal_priority_where_it_could_not_be_given_back(monkeypatch, tmp_path):
