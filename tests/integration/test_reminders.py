@@ -28,7 +28,7 @@ from webapp import clock
 from webapp.cli import cli
 from webapp.errors import NotFound, ValidationError
 from webapp.models import AuditEntry, Reminder
-from webapp.services import approvals, flags, payments
+from webapp.services import approvals, disputes, flags, payments
 from webapp.services import reminders as service
 from webapp.services import reminder_templates, reminder_transports
 
@@ -330,6 +330,48 @@ def test_paid_before_delivery_is_cancelled_and_a_part_payment_changes_the_amount
     assert cancelled.status == "CANCELLED" and "paid before" in cancelled.last_error
     assert delivered.status == "SENT" and delivered.amount_paise == 800_000 and "₹8,000.00" in delivered.body
     assert [m.loan_number for m in sent] == ["KLB"] and "₹8,000.00" in sent[0].body
+
+
+def dispute_on(db, user, loan_number):
+    return disputes.raise_dispute(db, user, loan_number, {"category": "PAYMENT_NOT_CREDITED",
+                                                          "description": "Paid in cash at the branch on the 1st."})
+
+
+def test_a_loan_under_dispute_gets_no_reminder_until_the_dispute_is_resolved(db, users, make_loan, now_is):
+    disputed, other = (make_loan(loan_number=number, borrower_name=f"Borrower {number}", borrower_phone=phone,
+                                 disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
+                       for number, phone in (("KLA", "9000000001"), ("KLB", "9000000002")))
+    dispute = dispute_on(db, users["col"], "KLA")
+    now_is(ist(FIRST_DUE, 10))
+    service.select_for_date(db, FIRST_DUE)
+    disputes.start_review(db, users["mgr"], dispute.reference)  # under review is still open
+    overdue_1 = FIRST_DUE + timedelta(days=1)
+    now_is(ist(overdue_1, 10))
+    service.select_for_date(db, overdue_1)
+    assert [(r.loan_id, r.rule) for r in outbox(db)] == [(other.id, "DUE"), (other.id, "OVERDUE_1")]
+    disputes.resolve(db, users["mgr"], dispute.reference, outcome="REJECTED", note="No cash receipt was issued.")
+    overdue_7 = FIRST_DUE + timedelta(days=7)
+    now_is(ist(overdue_7, 10))
+    assert service.select_for_date(db, overdue_7) == 2
+    assert {(r.loan_id, r.rule) for r in outbox(db) if r.business_date == overdue_7} == \
+        {(disputed.id, "OVERDUE_7"), (other.id, "OVERDUE_7")}
+
+
+def test_a_dispute_raised_after_selection_cancels_the_waiting_reminder(db, users, make_loan, now_is, sent):
+    for number, phone in (("KLA", "9000000001"), ("KLB", "9000000002")):
+        make_loan(loan_number=number, borrower_name=f"Borrower {number}", borrower_phone=phone,
+                  disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
+    now_is(ist(DAY, 6))  # before the window: selected and deferred
+    job.run_reminders()
+    assert [r.status for r in outbox(db)] == ["DEFERRED", "DEFERRED"]
+    now_is(ist(DAY, 7, 30))
+    dispute_on(db, users["col"], "KLA")
+    now_is(ist(DAY, 8))
+    run = job.run_reminders()
+    assert (json.loads(run.summary)["cancelled"], json.loads(run.summary)["sent"]) == (1, 1)
+    cancelled, delivered = outbox(db)
+    assert cancelled.status == "CANCELLED" and "under dispute" in cancelled.last_error
+    assert delivered.status == "SENT" and [m.loan_number for m in sent] == ["KLB"]
 
 
 # ---------------------------------------------------------------- templates

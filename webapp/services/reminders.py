@@ -12,14 +12,16 @@ each only while the instalment is unpaid: its `cumulative_due_paise` exceeds the
 decides, because the status of an instalment changes only when day-end sees it fall due, so it cannot tell
 an advance that already covers a future instalment, and it lags a payment made since the last day-end.
 Of a loan's candidates for D only one is kept (overdue before due before upcoming, oldest first), and none
-when the loan already has a reminder for D: a borrower gets at most one reminder a day.
+when the loan already has a reminder for D: a borrower gets at most one reminder a day. A loan with an open
+dispute (OPEN or UNDER_REVIEW) gets none: the borrower says the money is paid or not owed, and is not chased
+for it until the dispute is resolved; its collectors still see the loan, flagged, on their lists.
 
 The dedupe key (loan, instalment, rule, date) makes a re-run add nothing. Delivery happens only between
 08:00 and 19:00 IST, whatever the server's TZ; outside it, rows are DEFERRED to the next 08:00 IST.
 A row is claimed (attempt counted, lease set) in its own transaction before it is sent, so two workers
 never send it twice; a failed send is retried with exponential backoff until REMINDER_MAX_ATTEMPTS,
-then the row is FAILED with the last error. A row whose instalment was paid before it went out is
-CANCELLED, not sent.
+then the row is FAILED with the last error. A row whose instalment was paid, or whose loan came under
+dispute, before it went out is CANCELLED, not sent.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from webapp import clock
 from webapp.db import UTCDateTime
 from webapp.errors import NotFound, ValidationError
 from webapp.models import Borrower, CronRun, Instalment, Loan, Reminder
+from webapp.models.disputes import OPEN_STATUSES as OPEN_DISPUTE_STATUSES
 from webapp.models.reminders import OPEN_STATUSES, REMINDER_STATUSES
 from webapp.permissions import Perm, require
 from webapp.services import audit, dayend
@@ -130,6 +133,11 @@ reversed AS (
     GROUP BY i.loan_id
 )"""
 
+# Whether the loan `{loan}` has an open dispute (see the module docstring): selection skips such loans, and
+# delivery cancels what was selected before the dispute was raised.
+OPEN_DISPUTE_SQL = ("EXISTS (SELECT 1 FROM disputes dp WHERE dp.loan_id = {loan} AND dp.status IN ("
+                    + ", ".join(f"'{status}'" for status in OPEN_DISPUTE_STATUSES) + "))")
+
 # What the message names as due: everything that falls due by the later of D and the instalment's due date
 # (arrears included), less the money received. Positive exactly when the instalment itself is unpaid.
 AMOUNT_SQL = ("(CASE WHEN COALESCE(dd.amount, 0) > c.cumulative_due_paise THEN dd.amount "
@@ -169,6 +177,7 @@ JOIN loans l ON l.id = u.loan_id
 JOIN borrowers b ON b.id = l.borrower_id
 WHERE u.pick = 1
   AND NOT EXISTS (SELECT 1 FROM reminders x WHERE x.business_date = :d AND x.loan_id = u.loan_id)
+  AND NOT {OPEN_DISPUTE_SQL.format(loan='u.loan_id')}
 ON CONFLICT (loan_id, instalment_id, rule, business_date) DO NOTHING
 """
 
@@ -289,6 +298,10 @@ def deliver(session: Session, reminder_id: int) -> Outcome:
     amount = amount_due_now(session, reminder)
     if amount == 0:
         reminder.status, reminder.last_error = "CANCELLED", "the instalment was paid before the reminder went out"
+        session.flush()
+        return Outcome("CANCELLED")
+    if session.scalar(text(f"SELECT {OPEN_DISPUTE_SQL.format(loan=':loan_id')}"), {"loan_id": reminder.loan_id}):
+        reminder.status, reminder.last_error = "CANCELLED", "the loan came under dispute before the reminder went out"
         session.flush()
         return Outcome("CANCELLED")
     if amount != reminder.amount_paise or reminder.body is None:
