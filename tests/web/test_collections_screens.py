@@ -97,10 +97,11 @@ def test_disputes_past_their_sla_surface_in_the_escalation_queue(login_as, db, l
     assert 'data-testid="overdue-disputes"' in html and dispute.reference in html
 
 
-def test_a_loan_list_shows_each_loans_priority_and_open_escalation(login_as, db, loan, make_loan, monkeypatch):
+def test_loan_lists_and_the_loan_page_show_priority_and_open_escalation(login_as, db, loan, make_loan, monkeypatch):
     make_loan(loan_number="KL2", borrower_phone="9000000008", disbursed_on="2026-06-01", first_due_on="2026-07-05")
     unscored = login_as("mgr").get("/loans/").get_data(as_text=True)
     assert 'data-label="Priority"' not in unscored and "badge-escalated" not in unscored  # nothing scored yet
+    assert "Open escalation" not in login_as("col").get("/loans/KL1").get_data(as_text=True)
     later = datetime(2026, 6, 16, 4, 30, tzinfo=timezone.utc)
     monkeypatch.setattr(clock, "now", lambda: later)
     dayend_job.run_dayend(date(2026, 6, 15))
@@ -116,3 +117,6 @@ def test_a_loan_list_shows_each_loans_priority_and_open_escalation(login_as, db,
     assert priority == {number: str(scores[number]) if number in scores else "—" for number in ("KL1", "KL2")}
     assert level and f'title="Open escalation">{level.replace("_", " ").lower()}</span>' in rows["KL1"]
     assert "badge-escalated" not in rows["KL2"]  # nothing due yet: no escalation
+    pages = {number: login_as("col").get(f"/loans/{number}").get_data(as_text=True) for number in ("KL1", "KL2")}
+    assert f'Open escalation: <strong>{level.replace("_", " ").lower()}</strong>' in pages["KL1"]
+    assert "Open escalation" not in pages["KL2"]

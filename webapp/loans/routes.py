@@ -61,4 +61,5 @@ def show(number: str):
     position = replay.live_position(session, loan)
     return render("loans/show.html", "loans/_position.html", loan=loan, position=position,
                   history=payments.history(session, loan), reversal_form=ReversalForm(formdata=None),
-                  score=collections.score_of(session, loan.id), contacts=collections.contacts_of(session, loan.id))
+                  score=collections.score_of(session, loan.id), contacts=collections.contacts_of(session, loan.id),
+                  escalation=loans.flags_for(session, [loan.id])[loan.id].escalation)
