@@ -11,7 +11,7 @@ from tests.conftest import csrf_token
 from webapp import clock
 from webapp.models import Escalation, Loan, LoanScore, Promise
 from webapp.permissions import SystemActor
-from webapp.services import flags
+from webapp.services import collections, flags
 
 
 @pytest.fixture()
@@ -39,6 +39,28 @@ def test_worklist_offers_log_contact_and_a_promise_reaches_the_manager(login_as,
     panel = login_as("mgr").get("/manager/").get_data(as_text=True)
     assert 'data-testid="promises-due"' in panel and "KL1" in panel.split('data-testid="promises-due"')[1][:600]
     assert db.scalar(select(Promise.status)) == "OPEN"
+
+
+def test_the_manager_is_told_when_more_promises_fall_due_than_the_panel_lists(login_as, db, users, loan, make_loan,
+                                                                             monkeypatch):
+    make_loan(loan_number="KL2", borrower_phone="9000000008", disbursed_on="2026-01-01", first_due_on="2026-02-05")
+    for number, day in (("KL2", "2026-06-18"), ("KL1", "2026-06-20")):
+        collections.log_contact(db, users["col"], number, {
+            "channel": "CALL", "outcome": "PROMISE_TO_PAY", "contacted_at": "2026-06-15T09:45",
+            "promise_amount": "1000.00", "promise_date": day, "note": ""})
+    db.commit()
+
+    def panel():
+        html = login_as("mgr").get("/manager/").get_data(as_text=True)
+        return html.split('data-testid="promises-due"')[1].split("</section>")[0]
+
+    monkeypatch.setattr(collections, "PROMISES_SHOWN", 1)
+    first_only = panel()
+    assert "KL2" in first_only and "KL1" not in first_only  # the earliest promise
+    assert 'data-testid="more-promises"' in first_only and "Only the 1 earliest are listed" in first_only
+    monkeypatch.setattr(collections, "PROMISES_SHOWN", 2)
+    both = panel()
+    assert "KL1" in both and "KL2" in both and "more-promises" not in both
 
 
 def test_contact_errors_come_back_inline(login_as, loan):

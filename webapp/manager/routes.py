@@ -14,6 +14,7 @@ bp = Blueprint("manager", __name__, url_prefix="/manager")
 @home_of("manager")
 def home():
     session = db.session()
+    promises, more_promises = collections.promises_due(session, current_user)
     return render_loan_list("manager/home.html", default_sort="priority",
                             summary=loans.portfolio_summary(session, current_user),
-                            promises=collections.promises_due(session, current_user))
+                            promises=promises, more_promises=more_promises)

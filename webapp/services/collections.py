@@ -129,21 +129,26 @@ def contacts_of(session: Session, loan_id: int, limit: int = 50) -> list[Contact
                                 .order_by(Contact.contacted_at.desc()).limit(limit)))
 
 
-def promises_due(session: Session, actor, days: int = 7) -> list:
-    """Open promises falling due within `days`, in the actor's scope (the manager's panel): rows of
-    loan_number, borrower, amount_paise, promised_for and logged_by (who took the promise), no more.
-    Plain rows, because whole promises bring their loans, borrowers, branches and users: ten times the work."""
+PROMISES_SHOWN = 100  # the manager's panel lists this many, earliest first, and says when there are more
+
+
+def promises_due(session: Session, actor, days: int = 7) -> tuple[list, bool]:
+    """Open promises falling due within `days`, in the actor's scope (the manager's panel): the earliest
+    PROMISES_SHOWN as rows of loan_number, borrower, amount_paise, promised_for and logged_by (who took the
+    promise), no more; and whether more fall due. Plain rows, because whole promises bring their loans,
+    borrowers, branches and users: ten times the work."""
     today = clock.today_ist()
     due = (in_scope(select(Promise.id), actor, Promise)
            .where(Promise.status == "OPEN", Promise.promised_for <= today + timedelta(days=days))
-           .order_by(Promise.promised_for, Promise.id).limit(100).subquery())
-    return list(session.execute(
+           .order_by(Promise.promised_for, Promise.id).limit(PROMISES_SHOWN + 1).subquery())
+    rows = list(session.execute(
         select(Loan.loan_number, Borrower.name.label("borrower"), Promise.amount_paise, Promise.promised_for,
                User.name.label("logged_by"))
         .select_from(Promise).join(due, due.c.id == Promise.id)
         .join(Loan, Loan.id == Promise.loan_id).join(Borrower, Borrower.id == Loan.borrower_id)
         .join(Contact, Contact.id == Promise.contact_id).outerjoin(User, User.id == Contact.made_by_id)
         .order_by(Promise.promised_for, Promise.id)))
+    return rows[:PROMISES_SHOWN], len(rows) > PROMISES_SHOWN
 
 
 # SQL run inside each day-end batch: promises with enough paid since they were made are KEPT; those
