@@ -313,13 +313,23 @@ def test_window_arithmetic_ignores_the_server_tz(request, server_tz):
         service.in_window(datetime(2026, 2, 2, 10, 0))  # naive: would be read in the server's TZ
 
 
-def test_paid_before_delivery_is_cancelled_and_a_part_payment_changes_the_amount(db, users, make_loan, now_is, sent):
-    for number, phone in (("KLA", "9000000001"), ("KLB", "9000000002")):
-        make_loan(loan_number=number, borrower_name=f"Borrower {number}", borrower_phone=phone,
-                  disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
-    now_is(ist(DAY, 6))  # before the window: selected and deferred
+def two_loans(make_loan) -> list:
+    """KLA and KLB: the same terms, a borrower each."""
+    return [make_loan(loan_number=number, borrower_name=f"Borrower {number}", borrower_phone=phone,
+                      disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
+            for number, phone in (("KLA", "9000000001"), ("KLB", "9000000002"))]
+
+
+def deferred_before_the_window(db, now_is):
+    """Run the job at 06:00 IST on DAY: the loans' reminders are selected and wait for 08:00."""
+    now_is(ist(DAY, 6))
     job.run_reminders()
     assert [r.status for r in outbox(db)] == ["DEFERRED", "DEFERRED"]
+
+
+def test_paid_before_delivery_is_cancelled_and_a_part_payment_changes_the_amount(db, users, make_loan, now_is, sent):
+    two_loans(make_loan)
+    deferred_before_the_window(db, now_is)
     now_is(ist(DAY, 7, 30))
     pay(db, users["col"], "KLA", "8884.88", "200000000001", DAY)
     pay(db, users["col"], "KLB", "884.88", "200000000002", DAY)
@@ -338,9 +348,7 @@ def dispute_on(db, user, loan_number):
 
 
 def test_a_loan_under_dispute_gets_no_reminder_until_the_dispute_is_resolved(db, users, make_loan, now_is):
-    disputed, other = (make_loan(loan_number=number, borrower_name=f"Borrower {number}", borrower_phone=phone,
-                                 disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
-                       for number, phone in (("KLA", "9000000001"), ("KLB", "9000000002")))
+    disputed, other = two_loans(make_loan)
     dispute = dispute_on(db, users["col"], "KLA")
     now_is(ist(FIRST_DUE, 10))
     service.select_for_date(db, FIRST_DUE)
@@ -358,12 +366,8 @@ def test_a_loan_under_dispute_gets_no_reminder_until_the_dispute_is_resolved(db,
 
 
 def test_a_dispute_raised_after_selection_cancels_the_waiting_reminder(db, users, make_loan, now_is, sent):
-    for number, phone in (("KLA", "9000000001"), ("KLB", "9000000002")):
-        make_loan(loan_number=number, borrower_name=f"Borrower {number}", borrower_phone=phone,
-                  disbursed_on="2026-01-01", first_due_on=FIRST_DUE.isoformat())
-    now_is(ist(DAY, 6))  # before the window: selected and deferred
-    job.run_reminders()
-    assert [r.status for r in outbox(db)] == ["DEFERRED", "DEFERRED"]
+    two_loans(make_loan)
+    deferred_before_the_window(db, now_is)
     now_is(ist(DAY, 7, 30))
     dispute_on(db, users["col"], "KLA")
     now_is(ist(DAY, 8))
