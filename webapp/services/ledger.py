@@ -145,11 +145,14 @@ def compute_position(
     pending = next(receipt_iter, None)
     held: list[list] = []  # advance as FIFO of [receipt key, paise], so allocations name their payment
     unpaid = sum(row.total_due for row in rows)  # of the whole loan, kept as money is applied
+    # The instalment fields each component is paid into. No charges are levied yet; their slot in the order
+    # keeps the configured order honest.
+    parts = [(component, f"{component}_due", f"{component}_paid") for component in order if component != "charges"]
     for index, day in enumerate(events):
         while pending is not None and min(pending.value_date, as_of) <= day:
             held.append([pending.key, pending.amount_paise])
             pending = next(receipt_iter, None)
-        unpaid -= _apply_held(position, held, day, order, unpaid)
+        unpaid -= _apply_held(position, held, day, parts, unpaid)
         segment_end = events[index + 1] - timedelta(days=1) if index + 1 < len(events) else as_of
         state.advance(_oldest_unpaid(rows, day), day, segment_end)
 
@@ -167,16 +170,16 @@ def compute_position(
     return position
 
 
-def _apply_held(position: Position, held: list[list], day: date, order: Sequence[str], unpaid: int) -> int:
-    """Apply held money to instalments due by `day`, oldest first, or to every instalment when it pays off the
-    loan's `unpaid`; returns the paise applied."""
+def _apply_held(position: Position, held: list[list], day: date, parts: Sequence[tuple[str, str, str]],
+                unpaid: int) -> int:
+    """Apply held money to instalments due by `day`, oldest first and in the order of `parts` (component, due
+    field, paid field) inside each, or to every instalment when it pays off the loan's `unpaid`; returns the
+    paise applied."""
     rows = position.instalments
     available = sum(amount for _, amount in held)
     if available == 0:
         return 0
     payable = rows if available >= unpaid else [r for r in rows if r.due_date <= day]
-    # no charges are levied yet; their slot in the order keeps the configured order honest
-    parts = [(component, f"{component}_due", f"{component}_paid") for component in order if component != "charges"]
     applied = 0
     for row in payable:
         if row.unpaid == 0:
